@@ -1,0 +1,71 @@
+"""One root exception and subclasses that carry the data a message needs.
+
+Library code raises these; only the CLI edge turns them into one-line messages
+(audit/cli.py). `str(error)` is always that one line.
+"""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Root of every error the workbench raises on purpose."""
+
+
+class UsageError(AuditError):
+    """A bad option or a missing folder: nothing was evaluated."""
+
+
+class InputProblem(AuditError):
+    """A file, column or value of the export that cannot be read.
+
+    Carries the table it belongs to, so the engine can mark exactly the
+    controls that need that table as `error`, and evaluate all the others.
+    """
+
+    def __init__(self, table: str | None, file: str, column: str | None, value: str | None, why: str):
+        self.table, self.file, self.column, self.value, self.why = table, file, column, value, why
+        parts = [file]
+        if column:
+            parts.append(f"column {column}")
+        if value is not None:
+            parts.append(f"value {value!r}")
+        parts.append(why)
+        super().__init__(": ".join(parts))
+
+
+class PolicyError(AuditError):
+    """A policy pack that cannot be used; names the file and the key."""
+
+    def __init__(self, file: str, key: str, why: str):
+        self.file, self.key, self.why = file, key, why
+        super().__init__(f"{file}: key {key}: {why}")
+
+
+class ControlError(AuditError):
+    """A control whose query failed while the run went on."""
+
+    def __init__(self, control_id: str, why: str):
+        self.control_id, self.why = control_id, why
+        super().__init__(f"{control_id}: {why}")
+
+
+class NotebookError(AuditError):
+    """A report notebook failed; the executed notebook is kept with the error."""
+
+    def __init__(self, notebook: str, cell: int | None, why: str):
+        self.notebook, self.cell, self.why = notebook, cell, why
+        where = f"{notebook}, cell {cell}" if cell is not None else notebook
+        super().__init__(f"{where}: {why}")
+
+
+class LedgerError(AuditError):
+    """The run ledger cannot be used or fails verification."""
+
+
+class WaiverError(AuditError):
+    """A waivers file that cannot be used; names the file and line."""
+
+    def __init__(self, file: str, line: int | None, why: str):
+        self.file, self.line, self.why = file, line, why
+        where = f"{file}, line {line}" if line else file
+        super().__init__(f"{where}: {why}")
