@@ -1,0 +1,205 @@
+"""`audit check`: exports -> DuckDB views -> controls (through GX) -> findings.
+
+`check()` is the library entry point behind the CLI. It never raises for bad
+data: unreadable inputs become `error` controls and `problems`; only bad
+options (`UsageError`) and bad policy packs (`PolicyError`) raise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from audit import __version__, export
+from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
+from audit.errors import InputProblem, UsageError
+from audit.findings import write_outputs
+from audit.policy import SEVERITIES, Pack, load_pack
+
+
+@dataclass
+class ControlResult:
+    control: Control
+    severity: str
+    status: str  # pass | fail | not_evaluated | error
+    violations: int = 0
+    population: int = 0
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "control_id": self.control.id, "title": self.control.title, "clause": self.control.clause,
+            "severity": self.severity, "status": self.status, "violations": self.violations,
+            "population": self.population, "message": self.message,
+        }
+
+
+@dataclass
+class RunResult:
+    run: dict
+    controls: list[ControlResult]
+    problems: list[InputProblem] = field(default_factory=list)
+    out: Path | None = None
+
+    def reached(self, fail_on: str | None) -> bool:
+        """Some violation is at or above the `fail_on` severity."""
+        if not fail_on:
+            return False
+        rank = SEVERITIES.index(fail_on)
+        return any(r.violations > 0 and SEVERITIES.index(r.severity) <= rank for r in self.controls)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.problems) or any(r.status == "error" for r in self.controls)
+
+
+def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
+    """`not_evaluated` or `error` before running, with its message; (None, note) to run."""
+    missing_groups = [g for g in control.requires if not any(ex.present(t) for t in g)]
+    if missing_groups:
+        names = " and ".join(" or ".join(g) for g in missing_groups)
+        return "not_evaluated", f"table {names} missing from the export"
+    problems = [p for p in ex.problems if p.table in control.tables]
+    if problems:
+        return "error", "; ".join(str(p) for p in problems)
+    absent = sorted(t for t in control.tables if not ex.present(t))
+    note = f"absent, read as empty: {', '.join(absent)}" if absent else ""
+    return None, note
+
+
+def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy: str | Path | None = None,
+          memory_limit: str | None = None) -> RunResult:
+    """Evaluate every control of the pack over an export and write the findings into `out`."""
+    started = dt.datetime.now(dt.timezone.utc)
+    root = Path(exports)
+    if not root.is_dir():
+        raise UsageError(f"{exports}: export folder not found")
+    try:
+        t = cutoff(as_of)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    pack = load_pack(policy)
+    catalogue = load_catalogue()
+    check_pack(pack, catalogue)
+    out = Path(out)
+    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
+        raise UsageError(f"{out}: --out must not be inside the export folder (exports are read-only)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    work.chmod(0o755)
+    try:
+        result = _evaluate(root, t, pack, catalogue, work, memory_limit)
+        result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)))
+        write_outputs(result, work)
+        _swap_into_place(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.out = out
+    return result
+
+
+def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
+              memory_limit: str | None) -> RunResult:
+    from audit import gx_controls  # GX import is slow: only when a run needs it
+
+    hashing = export.fingerprint_async(root)
+    spill = work / ".spill"
+    con = export.connect(temp_dir=spill, memory_limit=memory_limit)
+    try:
+        ex = export.load(root, con)
+        con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+        con.execute(scope_sql(t))
+        results: list[ControlResult] = []
+        planned = []
+        for cid in pack.controls:
+            control = catalogue[cid]
+            status, message = plan_status(control, ex)
+            res = ControlResult(control, pack.severity(cid), status or "pending", message=message)
+            results.append(res)
+            if status is None:
+                meta = {"control_id": cid, "severity": res.severity, "title": control.title}
+                planned.append((cid, render(control, pack, t), meta))
+        outcome = gx_controls.run(con, planned, work / "gx" / "validation_results.json") if planned else {}
+        for res in results:
+            got = outcome.get(res.control.id)
+            if got is None:
+                continue
+            if "error" in got:
+                res.status, res.message = "error", f"{res.control.id} query failed: {got['error']}"
+            else:
+                res.violations, res.population = got["violations"], got["population"]
+                res.status = "fail" if res.violations else "pass"
+        run = {
+            "run_id": f"{t:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            "as_of": _iso(t.replace(tzinfo=dt.timezone.utc)),
+            "exports": str(root.resolve()),
+            "policy": {"name": pack.name, "path": str(pack.path), "sha256": pack.digest},
+            "tool_version": __version__,
+            "input_fingerprint": hashing.result(),
+            "manifest": ex.manifest,
+            "row_counts": _row_counts(con, ex),
+            "problems": [str(p) for p in ex.problems],
+        }
+        result = RunResult(run, results, list(ex.problems))
+        result.con = con  # the findings writer exports violations straight from DuckDB
+        write_violation_tables(result)
+        return result
+    except BaseException:
+        con.close()
+        raise
+
+
+def write_violation_tables(result: RunResult) -> None:
+    """One DuckDB table of every violation, in a stable order, for the writers."""
+    con = result.con
+    parts = []
+    for r in result.controls:
+        if r.status == "fail":
+            parts.append(
+                f"SELECT '{r.control.id}' AS control_id, '{r.severity}' AS severity, table_name, "
+                f"CAST(record_id AS VARCHAR) AS record_id, customer_id, event_at, due_at, detail "
+                f"FROM violations.\"{r.control.id}\"")
+    body = " UNION ALL ".join(parts) or (
+        "SELECT CAST(NULL AS VARCHAR) AS control_id, CAST(NULL AS VARCHAR) AS severity, "
+        "CAST(NULL AS VARCHAR) AS table_name, CAST(NULL AS VARCHAR) AS record_id, "
+        "CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS TIMESTAMP) AS event_at, "
+        "CAST(NULL AS TIMESTAMP) AS due_at, CAST(NULL AS VARCHAR) AS detail WHERE 1 = 0")
+    con.execute(f"CREATE OR REPLACE TABLE audit.all_violations AS SELECT * FROM ({body}) "
+                f"ORDER BY control_id, table_name, record_id")
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection, ex: export.Export) -> dict[str, int]:
+    counts = {}
+    for name in sorted(ex.sources):
+        if name in ex.bad_tables:
+            continue
+        try:
+            counts[name] = con.execute(f'SELECT count(*) FROM main."{name}"').fetchone()[0]
+        except duckdb.Error:
+            pass
+    return counts
+
+
+def _swap_into_place(work: Path, out: Path) -> None:
+    """Replace `out` by `work` with renames only, so `out` is never half-written."""
+    spill = work / ".spill"
+    shutil.rmtree(spill, ignore_errors=True)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, out)
+
+
+def _iso(stamp: dt.datetime) -> str:
+    return stamp.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,157 @@
+"""Controls as Great Expectations expectations, run by GX's SQL engine in DuckDB.
+
+`ExpectNoControlViolations` is a GX expectation whose metric runs the
+control's SQL once, pushed down into DuckDB, and keeps the violation rows in a
+DuckDB table (`violations."<control id>"`) for the findings writer. GX's stock
+`UnexpectedRowsExpectation` would run the same query twice (a count, then at
+most 200 rows) and copy those rows, raw data included, into its results; this
+one returns counts only, so GX's validation results hold no personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import great_expectations as gx
+from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.execution_engine import SqlAlchemyExecutionEngine
+from great_expectations.expectations.expectation import BatchExpectation
+from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
+
+from audit.controls import population_sql
+from audit.gx_duckdb import share, unshare
+from audit.mask import scrub
+
+VIOLATIONS_SCHEMA = "violations"
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+def violations_table(control_id: str) -> str:
+    return f'{VIOLATIONS_SCHEMA}."{control_id}"'
+
+
+def _text(sql: str) -> Any:
+    # sqlalchemy.text() reads ':name' as a bind parameter; the control SQL has none.
+    return sa.text(sql.replace(":", r"\:"))
+
+
+class ControlViolationsMaterialized(QueryMetricProvider):
+    """Runs a control's SQL into its violations table; returns violation and population counts."""
+
+    metric_name = "control_violations.materialized"
+    value_keys = ("control_sql", "violations_table")
+
+    @metric_value(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, execution_engine: SqlAlchemyExecutionEngine, metric_domain_kwargs: dict,
+                    metric_value_kwargs: dict, metrics: dict, runtime_configuration: dict) -> dict:
+        sql = metric_value_kwargs["control_sql"]
+        target = metric_value_kwargs["violations_table"]
+        execution_engine.execute_query_in_transaction(_text(f"CREATE OR REPLACE TABLE {target} AS {sql}"))
+        violations = execution_engine.execute_query(_text(f"SELECT count(*) FROM {target}")).scalar()
+        population = execution_engine.execute_query(_text(population_sql(sql))).scalar()
+        return {"violations": int(violations), "population": int(population)}
+
+
+class ExpectNoControlViolations(BatchExpectation):
+    """Expect a privacy control's SQL to find no violating record.
+
+    Args:
+        control_sql: the control's SQL, placeholders filled; one row per violation,
+            with a CTE named `population` (the rows it looked at).
+        violations_table: where the violation rows are kept for the findings.
+    """
+
+    control_sql: str
+    violations_table: str = ""
+
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("control_violations.materialized",)
+    success_keys: ClassVar[tuple[str, ...]] = ("control_sql", "violations_table")
+    domain_keys: ClassVar[tuple[str, ...]] = ("batch_id", "row_condition", "condition_parser")
+
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
+                  execution_engine=None) -> dict:
+        counts = metrics["control_violations.materialized"]
+        return {
+            "success": counts["violations"] == 0,
+            "result": {"observed_value": counts["violations"], "details": {"population": counts["population"]}},
+        }
+
+
+def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dict[str, dict]:
+    """Validate every planned control (id, rendered SQL, meta) in one GX run.
+
+    Returns, per control id, {"violations", "population"} or {"error": message}.
+    """
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIOLATIONS_SCHEMA}")
+    con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+    con.execute("CREATE OR REPLACE TABLE audit.batch AS SELECT 1 AS one")
+    url = share(con)
+    try:
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        source = context.data_sources.add_sql(name="export", connection_string=url, create_temp_table=False)
+        asset = source.add_table_asset(name="audit_batch", table_name="batch", schema_name="audit")
+        batch = asset.add_batch_definition_whole_table("whole_export")
+        suite = context.suites.add(gx.ExpectationSuite(name="privacy_notice"))
+        for cid, sql, meta in planned:
+            suite.add_expectation(ExpectNoControlViolations(
+                control_sql=sql, violations_table=violations_table(cid), meta=meta))
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name="privacy_audit", data=batch, suite=suite))
+        result = validation.run(result_format="SUMMARY")
+    finally:
+        unshare(url)
+    outcome: dict[str, dict] = {}
+    for res in result.results:
+        cid = res.expectation_config.meta["control_id"]
+        error = _exception_message(res.exception_info)
+        if error is not None:
+            outcome[cid] = {"error": scrub(_root_cause(error))}
+        else:
+            outcome[cid] = {"violations": res.result["observed_value"],
+                            "population": res.result["details"]["population"]}
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(_safe_results(result), indent=2, default=str))
+    return outcome
+
+
+def _safe_results(result) -> dict:
+    """GX's validation results without the SQL text; messages scrubbed of personal data."""
+    doc = result.to_json_dict()
+    for res in doc.get("results", []):
+        config = res.get("expectation_config", {})
+        kwargs = config.get("kwargs", {})
+        kwargs.pop("control_sql", None)  # the suites in expectations/ hold it; results need not
+        infos = res.get("exception_info") or {}
+        for info in [infos, *[v for v in infos.values() if isinstance(v, dict)]]:
+            info.pop("exception_traceback", None)  # paths and SQL; the message is enough
+    return json.loads(scrub(json.dumps(doc, default=str)))
+
+
+def _exception_message(info: dict | None) -> str | None:
+    """GX keys exception_info by metric when a metric failed, flat otherwise."""
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return (info.get("exception_message") or "query failed") if info["raised_exception"] else None
+    for sub in info.values():
+        if isinstance(sub, dict) and sub.get("raised_exception"):
+            return sub.get("exception_message") or "query failed"
+    return None
+
+
+def _root_cause(message: str) -> str:
+    """'(_duckdb.BinderException) Binder Error: ...' -> 'Binder Error: ...'."""
+    text = _first_line(message)
+    return text.split(") ", 1)[1] if text.startswith("(") and ") " in text else text
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else "query failed"
