@@ -73,7 +73,7 @@ def finish(result, fail_on: str | None) -> None:
     problems = [str(p) for p in result.problems]
     problems += [r.message for r in result.controls if r.status == "error" and r.message not in problems
                  and not any(str(p) in r.message for p in result.problems)]
-    for line in problems:
+    for line in problems + list(result.after_errors):
         click.echo(f"audit: error: {line}", err=True)
     failed = sum(1 for r in result.controls if r.status == "fail")
     errors = sum(1 for r in result.controls if r.status == "error")

@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -47,6 +48,9 @@ class RunResult:
     controls: list[ControlResult]
     problems: list[InputProblem] = field(default_factory=list)
     out: Path | None = None
+    after_errors: list[str] = field(default_factory=list)
+    cutoff: dt.datetime | None = None
+    con: duckdb.DuckDBPyConnection | None = None  # open until the findings are written
 
     def reached(self, fail_on: str | None) -> bool:
         """Some violation is at or above the `fail_on` severity."""
@@ -57,7 +61,7 @@ class RunResult:
 
     @property
     def has_errors(self) -> bool:
-        return bool(self.problems) or any(r.status == "error" for r in self.controls)
+        return bool(self.problems or self.after_errors) or any(r.status == "error" for r in self.controls)
 
 
 def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
@@ -75,8 +79,15 @@ def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
 
 
 def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy: str | Path | None = None,
-          memory_limit: str | None = None) -> RunResult:
-    """Evaluate every control of the pack over an export and write the findings into `out`."""
+          memory_limit: str | None = None, waivers: str | Path | None = None,
+          after: Callable[[RunResult, Path], list[str]] | None = None) -> RunResult:
+    """Evaluate every control of the pack over an export and write the findings into `out`.
+
+    `waivers`: a waivers file applied to the violations before they are written.
+    `after(result, folder)`: more work in the run folder before it is moved into
+    place (the report); it returns one message per failure, which the run keeps
+    in `result.after_errors` (the folder still lands: a failed run leaves evidence).
+    """
     started = dt.datetime.now(dt.timezone.utc)
     root = Path(exports)
     if not root.is_dir():
@@ -96,8 +107,14 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     work.chmod(0o755)
     try:
         result = _evaluate(root, t, pack, catalogue, work, memory_limit)
+        if waivers:
+            from audit.waivers import apply as apply_waivers
+
+            apply_waivers(result, Path(waivers))
         result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)))
         write_outputs(result, work)
+        if after:
+            result.after_errors = list(after(result, work))
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -148,8 +165,7 @@ def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Contr
             "row_counts": _row_counts(con, ex),
             "problems": [str(p) for p in ex.problems],
         }
-        result = RunResult(run, results, list(ex.problems))
-        result.con = con  # the findings writer exports violations straight from DuckDB
+        result = RunResult(run, results, list(ex.problems), cutoff=t, con=con)
         write_violation_tables(result)
         return result
     except BaseException:

@@ -1,0 +1,40 @@
+# Two commands on a fresh machine with Python 3.11+: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := audit-workbench
+SAMPLE := data_samples/export-2026-10-05
+AS_OF  := 2026-09-30
+
+.PHONY: install demo test test-fast lab bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Audit workbench" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: audit the bundled sample export into reports/
+demo: $(STAMP)
+	$(BIN)/audit run --exports $(SAMPLE) --as-of $(AS_OF) --out reports/$(AS_OF) --ledger reports/audit-ledger.duckdb; \
+	  status=$$?; [ $$status -le 1 ] || exit $$status
+	@echo "report: reports/$(AS_OF)/report.html"
+
+## test: the whole test suite (real DuckDB, GX, papermill, Jupyter kernels, Chromium)
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+## lab: JupyterLab on notebooks/ with the project's kernel
+lab: $(STAMP)
+	cd notebooks && ../$(BIN)/jupyter lab
+
+## bench: benchmarks against the DuckDB floor and GX on pandas (writes benchmarks/results/)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache
