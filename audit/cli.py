@@ -99,6 +99,82 @@ def check(exports, as_of, policy, out, fail_on):
     finish(run_check(exports, out, as_of=as_of, policy=policy), fail_on)
 
 
+@cli.command()
+@click.option("--policy", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Policy pack folder (default: the bundled pack).")
+@click.option("--show", "show", default=None, metavar="ID", help="Print one control whole, SQL included.")
+def controls(policy, show):
+    """List the control catalogue: id, severity, title and the clause it tests.
+
+    Example:
+
+        audit controls --show RET-01
+    """
+    from audit.controls import check_pack, load_catalogue
+    from audit.policy import load_pack
+
+    pack, catalogue = load_pack(policy), load_catalogue()
+    check_pack(pack, catalogue)
+    if show:
+        if show not in pack.controls:
+            raise click.BadParameter(f"no control {show} in the policy pack", param_hint="--show")
+        c = catalogue[show]
+        click.echo(f"{c.id} [{pack.severity(c.id)}] {c.title}\nclause: {c.clause}\n"
+                   f"remediation: {c.remediation}\nsuite: {c.suite}\n\n{c.sql}")
+        return
+    for cid in pack.controls:
+        c = catalogue[cid]
+        click.echo(f"{cid}\t{pack.severity(cid)}\t{c.title}\t{c.section}")
+
+
+@cli.command()
+@click.option("--policy", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Policy pack folder (default: the bundled pack).")
+def clauses(policy):
+    """List every clause of the notice with the controls that test it; `manual` where none can.
+
+    Example:
+
+        audit clauses --policy my-pack/
+    """
+    from audit.controls import check_pack, load_catalogue
+    from audit.policy import load_pack
+
+    pack = load_pack(policy)
+    check_pack(pack, load_catalogue())
+    for cl in pack.clauses:
+        coverage = ", ".join(cl.controls) if cl.controls else "manual"
+        if cl.controls and cl.manual:
+            coverage += " (partly manual)"
+        click.echo(f"{cl.id}\t{coverage}\t{cl.section}\t{cl.quote}")
+    automated = sum(1 for cl in pack.clauses if cl.controls)
+    click.echo(f"{len(pack.clauses)} clauses: {automated} tested by controls, "
+               f"{len(pack.clauses) - automated} manual only", err=True)
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to create.")
+@click.option("--rows", default=3000, show_default=True, type=click.IntRange(min=100), help="Total rows, roughly.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same export).")
+@click.option("--as-of", "as_of", default="2026-09-30", show_default=True, help="Cutoff the planted violations are for.")
+@click.option("--format", "formats", type=click.Choice(["mixed", "parquet", "csv"]), default="mixed",
+              show_default=True, help="File formats of the tables.")
+def sample(out, rows, seed, as_of, formats):
+    """Write a synthetic export with planted violations of every control, and its truth file.
+
+    Example:
+
+        audit sample --out /tmp/export --rows 10000000 --format parquet
+    """
+    from audit.sample import generate
+
+    if out.exists() and any(out.iterdir()):
+        raise click.BadParameter(f"{out} exists and is not empty", param_hint="--out")
+    summary = generate(out, rows=rows, seed=seed, as_of=as_of, formats=formats)
+    total = sum(summary.get("rows", {}).values()) if isinstance(summary.get("rows"), dict) else rows
+    click.echo(f"wrote {out} ({total} rows) and {out.parent / (out.name + '.truth.csv')}", err=True)
+
+
 def main() -> None:
     cli.main(prog_name="audit")
 
