@@ -1,0 +1,49 @@
+"""Shared fixtures: real exports on disk, real `audit` runs (DuckDB + GX)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data_samples" / "export-2026-10-05"
+SAMPLE_TRUTH = ROOT / "data_samples" / "export-2026-10-05.truth.csv"
+AUDIT = [sys.executable, "-m", "audit.cli"]
+
+
+def run_audit(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a scheduler would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*AUDIT, *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT,
+                          env=full_env, timeout=600)
+
+
+def violations(run_dir: Path) -> dict[str, set[tuple[str, str]]]:
+    out: dict[str, set[tuple[str, str]]] = {}
+    with open(run_dir / "violations.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["control_id"], set()).add((row["table_name"], row["record_id"]))
+    return out
+
+
+def findings(run_dir: Path) -> dict:
+    return json.loads((run_dir / "findings.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def boundary_run(tmp_path_factory):
+    """The boundary export (tests/boundary_export.py) checked once at its cutoff."""
+    from tests import boundary_export
+
+    base = tmp_path_factory.mktemp("boundary")
+    export = boundary_export.write(base / "export")
+    out = base / "run"
+    proc = run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return {"export": export, "out": out, "proc": proc}
