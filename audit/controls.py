@@ -98,10 +98,9 @@ def cutoff(as_of: str | None, now: dt.datetime | None = None) -> dt.datetime:
     if not as_of:
         return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
     text = as_of.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        day = dt.date.fromisoformat(text)
-        return dt.datetime.combine(day, dt.time(23, 59, 59, 999999))
     try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(23, 59, 59, 999999))
         stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"--as-of {as_of!r}: expected a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None

@@ -282,25 +282,29 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
     select_sql = ", ".join(selects + extras)
     materialize = materialize_text and src.format in ("csv", "jsonl")
     if materialize:
-        # One parse: typed columns plus a note of the first bad value of each row.
-        flag = "CASE " + " ".join(
-            f"WHEN {bad} THEN {sql_str(col.name)}" for col, _, bad in checks
-        ) + " END" if checks else "CAST(NULL AS VARCHAR)"
+        # One parse: typed columns, plus, on rows with a value that does not parse,
+        # the list of (column, raw value) pairs for the error message.
+        if checks:
+            pairs = ", ".join(
+                f"CASE WHEN {bad} THEN {{'c': {sql_str(col.name)}, 'v': CAST({ident(rn)} AS VARCHAR)}} END"
+                for col, rn, bad in checks)
+            any_bad = " OR ".join(f"({bad})" for _, _, bad in checks)
+            flag = f"CASE WHEN {any_bad} THEN list_filter([{pairs}], lambda p: p IS NOT NULL) END"
+        else:
+            flag = "CAST(NULL AS STRUCT(c VARCHAR, v VARCHAR)[])"
         try:
             con.execute(f"CREATE OR REPLACE TABLE raw.{ident(name + '__typed')} AS "
-                        f"SELECT {select_sql}, {flag} AS __bad_column, "
-                        f"CASE {' '.join(f'WHEN {bad} THEN CAST({ident(rn)} AS VARCHAR)' for col, rn, bad in checks) or 'WHEN false THEN NULL'} END AS __bad_value "
-                        f"FROM raw.{ident(name)}")
+                        f"SELECT {select_sql}, {flag} AS __bad FROM raw.{ident(name)}")
         except duckdb.Error as exc:
             export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({_first_line(exc)})"))
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             return
         if checks:
             rows = con.execute(
-                f"SELECT __bad_column, min(__bad_value), count(*) FROM raw.{ident(name + '__typed')} "
-                f"WHERE __bad_column IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall()
+                f"SELECT b.c, min(b.v), count(*) FROM (SELECT unnest(__bad) AS b FROM raw.{ident(name + '__typed')} "
+                f"WHERE __bad IS NOT NULL) GROUP BY 1 ORDER BY 1").fetchall()
             _record_bad(export, name, contract, label, rows)
-        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * EXCLUDE (__bad_column, __bad_value) "
+        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * EXCLUDE (__bad) "
                     f"FROM raw.{ident(name + '__typed')}")
     else:
         if checks:
