@@ -235,6 +235,10 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
         label = src.label(export.root)
         contract = schema.TABLES.get(name)
         view = name if _NAME_OK.match(name) else None
+        if name in broken:  # two files for one table: read neither
+            if contract:
+                con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
+            continue
         try:
             relation = _raw_relation(con, src)
             con.execute(f"CREATE OR REPLACE VIEW raw.{ident(name)} AS SELECT * FROM {relation}")
@@ -247,9 +251,6 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
         if contract is None:
             if view:
                 con.execute(f"CREATE OR REPLACE VIEW main.{view} AS SELECT * FROM raw.{ident(name)}")
-            continue
-        if name in broken:
-            con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             continue
         _typed_view(con, export, name, contract, described, label, src, materialize_text)
     for name, contract in schema.TABLES.items():
@@ -358,5 +359,6 @@ def connect(temp_dir: Path | None = None, memory_limit: str | None = None) -> du
 
 def load(root: Path, con: duckdb.DuckDBPyConnection) -> Export:
     """Discover and attach an export: the one entry point of this module."""
-    export = discover(root)
-    return attach(con, export)
+    export = attach(con, discover(root))
+    export.problems.sort(key=lambda p: (p.file, p.column or ""))
+    return export

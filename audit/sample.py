@@ -1313,6 +1313,7 @@ def generate(out: Path, rows: int = 3000, seed: int = 7, as_of: str = "2026-09-3
     try:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
         con.execute(f"SET temp_directory = {_q(Path(tmp))}")
         _macros(con, seed, A, n)
         for table in schema.TABLES:

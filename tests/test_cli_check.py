@@ -1,0 +1,168 @@
+"""`audit check` through the real CLI: outputs, exit codes, bad input, atomic replace."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from tests import boundary_export
+from tests.conftest import findings, run_audit
+
+RUN_KEYS = {"run_id", "as_of", "exports", "policy", "started_at", "finished_at", "tool_version", "input_fingerprint"}
+CONTROL_KEYS = {"control_id", "title", "clause", "severity", "status", "violations", "population", "message"}
+
+
+def test_findings_json_shape(boundary_run):
+    doc = findings(boundary_run["out"])
+    assert RUN_KEYS <= set(doc["run"])
+    assert doc["run"]["as_of"] == "2026-09-30T23:59:59.999999Z"
+    assert len(doc["run"]["input_fingerprint"]) == 64
+    for c in doc["controls"]:
+        assert set(c) == CONTROL_KEYS
+        assert isinstance(c["violations"], int) and isinstance(c["population"], int)
+        assert c["status"] in {"pass", "fail", "not_evaluated", "error"}
+
+
+def test_violations_csv_header_and_order(boundary_run):
+    with open(boundary_run["out"] / "violations.csv", newline="") as fh:
+        reader = csv.reader(fh)
+        assert next(reader) == ["control_id", "table_name", "record_id", "severity", "detail"]
+        rows = list(reader)
+    assert rows == sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+    assert {r[3] for r in rows if r[0] == "COB-01"} == {"critical"}
+
+
+def test_no_personal_data_in_any_output(boundary_run):
+    text = "".join(p.read_text(errors="ignore") for p in boundary_run["out"].rglob("*") if p.is_file()
+                   and p.suffix in (".json", ".csv"))
+    for value in boundary_export.PERSONAL:
+        assert value.lower() not in text.lower(), value
+
+
+def test_gx_validation_results_have_one_result_per_control_and_no_sql(boundary_run):
+    doc = json.loads((boundary_run["out"] / "gx" / "validation_results.json").read_text())
+    ids = sorted(r["expectation_config"]["meta"]["control_id"] for r in doc["results"])
+    assert len(ids) == 31
+    assert all("control_sql" not in r["expectation_config"]["kwargs"] for r in doc["results"])
+    ret01 = next(r for r in doc["results"] if r["expectation_config"]["meta"]["control_id"] == "RET-01")
+    assert ret01["success"] is False and ret01["result"]["observed_value"] == 8
+
+
+@pytest.mark.parametrize("fail_on, code", [(None, 0), ("critical", 1), ("low", 1)])
+def test_exit_codes_with_fail_on(boundary_run, tmp_path, fail_on, code):
+    args = ["check", "--exports", boundary_run["export"], "--as-of", "2026-09-30", "--out", tmp_path / "r"]
+    if fail_on:
+        args += ["--fail-on", fail_on]
+    assert run_audit(*args).returncode == code
+
+
+def test_fail_on_is_not_reached_below_threshold(tmp_path):
+    export = tmp_path / "e"
+    export.mkdir()
+    (export / "complaints.csv").write_text("complaint_id,received_at,responded_at,fee_charged\nC1,2026-09-01,,5\n")
+    base = ["check", "--exports", export, "--as-of", "2026-09-30", "--out", tmp_path / "r"]
+    assert run_audit(*base, "--fail-on", "high").returncode == 0      # CMP-02 is medium
+    assert run_audit(*base, "--fail-on", "medium").returncode == 1
+
+
+def test_as_of_timestamp_with_offset(tmp_path):
+    export = tmp_path / "e"
+    export.mkdir()
+    (export / "complaints.csv").write_text("complaint_id,received_at,fee_charged\nC1,2026-09-01T10:00:00Z,5\n")
+    # 2026-09-01T11:00+02:00 is 09:00 UTC: the complaint does not exist yet.
+    proc = run_audit("check", "--exports", export, "--as-of", "2026-09-01T11:00:00+02:00", "--out", tmp_path / "r")
+    doc = findings(tmp_path / "r")
+    cmp02 = next(c for c in doc["controls"] if c["control_id"] == "CMP-02")
+    assert proc.returncode == 0 and cmp02["population"] == 0 and doc["run"]["as_of"] == "2026-09-01T09:00:00Z"
+
+
+def test_missing_tables_are_not_evaluated_with_a_message(tmp_path):
+    export = tmp_path / "e"
+    export.mkdir()
+    (export / "complaints.csv").write_text("complaint_id,received_at\nC1,2026-09-01\n")
+    proc = run_audit("check", "--exports", export, "--as-of", "2026-09-30", "--out", tmp_path / "r")
+    doc = {c["control_id"]: c for c in findings(tmp_path / "r")["controls"]}
+    assert proc.returncode == 0
+    assert doc["RET-01"]["status"] == "not_evaluated"
+    assert doc["RET-01"]["message"] == "table communications missing from the export"
+    assert doc["MKT-02"]["message"] == "table marketing_emails and marketing_consents missing from the export"
+    assert doc["CMP-01"]["status"] == "pass"
+
+
+# --- bad input: one line per problem, no traceback, exit 2, other controls still evaluated
+
+def bad_export(tmp_path):
+    export = boundary_export.write(tmp_path / "e")
+    (export / "complaints.csv").write_text("complaint_id,received_at,fee_charged\nC1,last tuesday,0\n")
+    (export / "invoices.jsonl").write_text('{"invoice_id": "dup"}\n')  # beside invoices.csv
+    (export / "backups.csv").unlink()
+    (export / "backups.parquet").write_bytes(b"PAR1 broken")
+    return export
+
+
+def test_bad_input_messages_and_status(tmp_path):
+    export = bad_export(tmp_path)
+    before = {p: p.read_bytes() for p in export.rglob("*") if p.is_file()}
+    proc = run_audit("check", "--exports", export, "--as-of", "2026-09-30", "--out", tmp_path / "r")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("audit: error: backups.parquet: cannot be read (")
+    assert lines[1:3] == [
+        "audit: error: complaints.csv: column received_at: value 'last tuesday': not an ISO 8601 timestamp or date",
+        "audit: error: invoices.csv and invoices.jsonl: two files for table invoices; keep exactly one",
+    ]
+    assert lines[-1].startswith("31 controls: ")
+    doc = {c["control_id"]: c for c in findings(tmp_path / "r")["controls"]}
+    in_error = {k for k, c in doc.items() if c["status"] == "error"}
+    assert in_error == {"RET-07", "RET-08", "RET-09", "SEC-02", "CMP-01", "CMP-02", "DQ-01"}
+    assert doc["CMP-01"]["message"] == (
+        "complaints.csv: column received_at: value 'last tuesday': not an ISO 8601 timestamp or date")
+    assert doc["RET-01"]["status"] == "fail" and doc["RET-01"]["violations"] == 8
+    assert {p: p.read_bytes() for p in export.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--exports", "/nonexistent/export"], "audit: error: /nonexistent/export: export folder not found"),
+    (["--as-of", "2026-02-30"],
+     "audit: error: --as-of '2026-02-30': expected a date (YYYY-MM-DD) or an ISO 8601 timestamp"),
+    (["--fail-on", "huge"],
+     "audit: error: Invalid value for '--fail-on': 'huge' is not one of 'critical', 'high', 'medium', 'low'."),
+])
+def test_usage_errors_leave_an_earlier_run_untouched(boundary_run, tmp_path, args, message):
+    out = tmp_path / "r"
+    shutil.copytree(boundary_run["out"], out)
+    before = (out / "findings.json").read_bytes()
+    base = {"--exports": str(boundary_run["export"]), "--as-of": "2026-09-30"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    flat = [x for kv in base.items() for x in kv] + [a for a in args if a.startswith("--fail")][:0]
+    if "--fail-on" in args:
+        flat += ["--fail-on", args[args.index("--fail-on") + 1]]
+    proc = run_audit("check", *flat, "--out", out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == message
+    assert (out / "findings.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind
+
+
+def test_out_inside_export_is_refused(boundary_run, tmp_path):
+    export = boundary_export.write(tmp_path / "e")
+    proc = run_audit("check", "--exports", export, "--out", export / "run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"audit: error: {export / 'run'}: --out must not be inside the export folder (exports are read-only)"
+
+
+def test_rerun_replaces_out_whole(boundary_run, tmp_path):
+    out = tmp_path / "r"
+    shutil.copytree(boundary_run["out"], out)
+    (out / "stale.txt").write_text("from an older run")
+    export = tmp_path / "e"
+    export.mkdir()
+    (export / "complaints.csv").write_text("complaint_id,received_at\nC1,2026-09-01\n")
+    assert run_audit("check", "--exports", export, "--as-of", "2026-09-30", "--out", out).returncode == 0
+    assert not (out / "stale.txt").exists()
+    assert findings(out)["run"]["exports"] == str(export.resolve())
