@@ -1,0 +1,286 @@
+"""Commands for periodic audits: `audit ledger verify|record`, `audit history`, `audit diff`, `audit backfill`.
+
+Also the helpers `check` (and `run`) call around the engine: `plan_run` (a
+`--period` becomes the cutoff and the run folder's name; the waivers file is
+validated before any work) and `record_run` (the landed run folder goes into
+the ledger). Registered on the `cli` group by the import at the bottom of
+audit/cli.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import click
+
+from audit.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, cli
+from audit.errors import LedgerError
+from audit.ledger import DEFAULT_LEDGER
+from audit.policy import SEVERITIES
+
+LEDGER_HELP = f"Run ledger (DuckDB file; default {DEFAULT_LEDGER} in the working folder)."
+
+
+def ledger_option(fn):
+    return click.option("--ledger", "ledger", type=click.Path(dir_okay=False, path_type=Path),
+                        default=DEFAULT_LEDGER, show_default=True, envvar="AUDIT_LEDGER", help=LEDGER_HELP)(fn)
+
+
+# --------------------------------------------------------------------------- helpers for check / run
+
+
+def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | None = None,
+             policy: Path | None = None) -> tuple[Path, str | None, str | None]:
+    """(run folder, as_of, period label) for a check; validates the waivers file first (fails fast)."""
+    label = None
+    if period:
+        from audit.controls import cutoff
+        from audit.errors import UsageError
+        from audit.schedule import last_complete
+
+        try:
+            ref = cutoff(as_of)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        p = last_complete(period, ref)
+        out, as_of, label = Path(out) / p.label, p.as_of, p.label
+    if waivers:
+        from audit.controls import load_catalogue
+        from audit.policy import load_pack
+        from audit.waivers import load
+
+        pack = load_pack(policy)
+        load(waivers, set(pack.controls) & set(load_catalogue()))
+    return out, as_of, label
+
+
+def record_run(result, ledger: Path | None, period: str | None = None) -> None:
+    """Record a landed run in the ledger; a failure is kept as an error of the run (exit 2)."""
+    if not ledger or result.out is None:
+        return
+    from audit.ledger import record
+
+    try:
+        record(ledger, result.out, period=period)
+    except LedgerError as exc:
+        result.after_errors.append(str(exc))
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+@cli.group()
+def ledger():
+    """The run ledger: verify its hash chain, or record a run folder by hand."""
+
+
+@ledger.command()
+@ledger_option
+def verify(ledger):
+    """Check the hash chain of every recorded run; name the first broken run (exit 2).
+
+    Example:
+
+        audit ledger verify --ledger reports/audit-ledger.duckdb
+    """
+    from audit.ledger import verify as run_verify
+
+    got = run_verify(ledger)
+    click.echo(f"{ledger}: {got.runs} runs, chain intact; head {got.head}")
+
+
+@ledger.command("record")
+@ledger_option
+@click.option("--period", "period", default=None, metavar="LABEL", help="Period label to file the run under.")
+@click.argument("run_folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def record_cmd(ledger, period, run_folder):
+    """Append an existing run folder (findings.json, violations.parquet) to the ledger.
+
+    Example:
+
+        audit ledger record runs/2026-09 --period 2026-09
+    """
+    from audit.ledger import record
+
+    got = record(ledger, run_folder, period=period)
+    click.echo(f"recorded {got.run_id} as #{got.seq} in {ledger}; head {got.record_hash}")
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _table(headers: list[str], rows: list[list], right: set[int] = frozenset()) -> list[str]:
+    """Plain aligned columns (two spaces apart); numbers right-aligned."""
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = []
+    for r in cells:
+        parts = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(headers))]
+        out.append("  ".join(parts).rstrip())
+    return out
+
+
+def _cell(row: dict) -> str:
+    if row["status"] == "not_evaluated":
+        return "-"
+    if row["status"] == "error":
+        return "err"
+    text = str(row["violations"])
+    return f"{text}+{row['waived']}w" if row["waived"] else text
+
+
+@cli.command()
+@ledger_option
+@click.option("--policy", "policy_sha", default=None, metavar="SHA256",
+              help="Trend of this policy pack (hash or prefix; default: the latest run's).")
+@click.option("--last", "last", default=12, show_default=True, type=click.IntRange(min=1),
+              help="Runs to show in the trend.")
+def history(ledger, policy_sha, last):
+    """List the recorded runs, then each control's violations over the last runs of one policy.
+
+    Trend cells: unwaived violations, `+Nw` waived, `-` not evaluated, `err`
+    error; `new` and `resolved` compare the last run with the one before.
+
+    Example:
+
+        audit history --ledger reports/audit-ledger.duckdb --last 6
+    """
+    from audit.ledger import _reader, _run_rows, _trend
+
+    with _reader(ledger) as con:
+        runs = _run_rows(con)
+        trend = _trend(con, policy_sha, last)
+    rows = [[r["seq"], r["run_id"], (r["as_of"] or "")[:10], r["period"] or "",
+             f"{r['policy_name']} {str(r['policy_sha256'])[:8]}", r["failed"], r["errors"], r["violations"],
+             r["waived"], r["expired_waivers"]] for r in runs]
+    lines = [f"{ledger}: {len(runs)} runs"]
+    lines += _table(["#", "run_id", "as_of", "period", "policy", "failed", "errors", "violations", "waived",
+                     "expired"], rows, right={0, 5, 6, 7, 8, 9})
+    if trend:
+        seqs = list(dict.fromkeys(r["seq"] for r in trend))
+        labels = {r["seq"]: r["label"] for r in trend}
+        by = {(r["control_id"], r["seq"]): r for r in trend}
+        controls = list(dict.fromkeys(r["control_id"] for r in sorted(trend, key=lambda r: (r["position"], r["seq"]))))
+        last_seq = seqs[-1]
+        shown, quiet = [], 0
+        for cid in controls:
+            cells = [by.get((cid, s)) for s in seqs]
+            if all(c is None or (c["status"] == "pass" and not c["waived"]) or c["status"] == "not_evaluated"
+                   for c in cells):
+                quiet += 1
+                continue
+            lr = by.get((cid, last_seq))
+            new = "" if lr is None or lr["new"] is None else lr["new"]
+            resolved = "" if lr is None or lr["resolved"] is None else lr["resolved"]
+            shown.append([cid] + [_cell(c) if c else "" for c in cells] + [new, resolved])
+        first = trend[0]
+        header_labels = [labels[s] for s in seqs]
+        lines.append("")
+        lines.append(f"trend of policy {first['policy_name']} {str(first['policy_sha256'])[:8]}: "
+                     f"violations per control (+Nw waived), new and resolved since the run before")
+        lines += _table(["control"] + header_labels + ["new", "resolved"], shown,
+                        right=set(range(1, len(seqs) + 3)))
+        if quiet:
+            lines.append(f"({quiet} other controls: no violations, or not evaluated, in these runs)")
+    click.echo("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- diff
+
+
+@cli.command()
+@ledger_option
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every violation key with its change to this CSV file.")
+@click.argument("run_a")
+@click.argument("run_b")
+def diff(ledger, csv_path, run_a, run_b):
+    """New, resolved and persisting violations per control from RUN_A to RUN_B.
+
+    A run is a run id (or a unique prefix), `#N`, a period label such as
+    2026-09 (the latest run filed under it) or a run folder. The CSV has one row
+    per violation key: control_id,table_name,record_id,change,waiver_a,waiver_b.
+
+    Example:
+
+        audit diff 2026-08 2026-09 --csv runs/diff-2026-09.csv
+    """
+    from audit.ledger import DIFF_COLUMNS, diff_data
+
+    a, b, rows, counts = diff_data(ledger, run_a, run_b)
+    table = [[cid, *v] for cid, v in counts.items()]
+    totals = [sum(v[i] for v in counts.values()) for i in range(4)]
+    lines = [f"from {a['run_id']} (#{a['seq']}, as of {(a['as_of'] or '')[:10]}) "
+             f"to {b['run_id']} (#{b['seq']}, as of {(b['as_of'] or '')[:10]})"]
+    lines += _table(["control", "new", "resolved", "persisting", "waived"], table + [["total", *totals]],
+                    right={1, 2, 3, 4})
+    if a.get("policy_sha256") != b.get("policy_sha256"):
+        lines.append("note: the two runs used different policy packs")
+    click.echo("\n".join(lines))
+    if csv_path:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(DIFF_COLUMNS)
+            w.writerows(rows)
+        click.echo(f"wrote {len(rows)} rows to {csv_path}", err=True)
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+@cli.command()
+@click.option("--exports", required=True, type=click.Path(path_type=Path), help="Export folder to audit (read only).")
+@click.option("--from", "first", required=True, metavar="PERIOD", help="First period: 2026-01 (or 2026-Q1).")
+@click.option("--to", "to", default=None, metavar="PERIOD",
+              help="Last period (default: the last complete one).")
+@click.option("--period", "period", type=click.Choice(["monthly", "quarterly"]), default="monthly",
+              show_default=True, help="Length of each period.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Parent folder: one run folder per period is written under it (runs/2026-01, ...).")
+@click.option("--policy", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Policy pack folder (default: the bundled pack).")
+@click.option("--waivers", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Waivers file (waivers.yaml) applied to every period.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when some period has a violation of this severity or higher.")
+@ledger_option
+def backfill(exports, first, to, period, out, policy, waivers, fail_on, ledger):
+    """Audit one export at the end of every period from --from to --to, recording each run.
+
+    Example:
+
+        audit backfill --exports data_samples/export-2026-10-05 --from 2026-01 --to 2026-09 --out runs/
+    """
+    import datetime as dt
+
+    from audit.engine import check as run_check
+    from audit.schedule import last_complete, parse, series
+
+    start = parse(period, first, "--from")
+    end = parse(period, to, "--to") if to else last_complete(period, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    periods = series(period, start, end)
+    plan_run(out, None, None, waivers, policy)
+    status, shown = EXIT_OK, set()
+    for p in periods:
+        result = run_check(exports, Path(out) / p.label, as_of=p.as_of, policy=policy, waivers=waivers)
+        record_run(result, ledger, p.label)
+        problems = [str(x) for x in result.problems]
+        problems += [r.message for r in result.controls if r.status == "error"]
+        for line in problems + list(result.after_errors):
+            if line not in shown:
+                shown.add(line)
+                click.echo(f"audit: error: {line}", err=True)
+        failed = sum(1 for r in result.controls if r.status == "fail")
+        violations = sum(r.violations for r in result.controls)
+        waived = sum(getattr(r, "waived", 0) for r in result.controls)
+        click.echo(f"{p.label}: {failed} controls failed; {violations} violations"
+                   + (f" ({waived} waived)" if waived else "") + f"; written to {result.out}", err=True)
+        if result.has_errors:
+            status = EXIT_ERROR
+        elif status == EXIT_OK and result.reached(fail_on):
+            status = EXIT_FINDINGS
+    sys.exit(status)
+
