@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 from duckdb_engine import ConnectionWrapper, CursorWrapper, Dialect
 from sqlalchemy import pool
+from sqlalchemy.dialects import postgresql
 
 _SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
 _LOCK = threading.Lock()
@@ -76,6 +77,14 @@ class AuditDuckDBDialect(Dialect):
     driver = "audit_duckdb"
     supports_statement_cache = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # GX picks its regex syntax by `issubclass(engine.dialect.dialect, postgresql.dialect)`,
+        # and DuckDB accepts PostgreSQL's `~`. SQLAlchemy 2.1's default PostgreSQL dialect
+        # is psycopg 3's, while duckdb_engine derives from psycopg2's: name it on the
+        # instance (the class attribute stays ours, for the entry point).
+        self.dialect = postgresql.dialect
+
     def connect(self, *cargs: Any, **cparams: Any) -> _Connection:
         handle = cparams.get("database") or (cargs[0] if cargs else None)
         handle = (handle or "").lstrip("/")
@@ -93,5 +102,5 @@ class AuditDuckDBDialect(Dialect):
         return pool.NullPool
 
 
-# GX picks its regex syntax by `dialect.dialect`; DuckDB accepts PostgreSQL's `~`.
+# SQLAlchemy's entry-point loader returns `cls.dialect` when a loaded object has one.
 AuditDuckDBDialect.dialect = AuditDuckDBDialect

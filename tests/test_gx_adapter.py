@@ -1,0 +1,120 @@
+"""The DuckDB dialect that lets GX's SQL engine run on DuckDB (audit/gx_duckdb.py)."""
+
+from __future__ import annotations
+
+import duckdb
+import great_expectations as gx
+import pytest
+import sqlalchemy as sa
+
+from audit.gx_duckdb import AuditDuckDBDialect, share, unshare
+
+
+@pytest.fixture()
+def views(tmp_path):
+    """Typed-ish views over Parquet files, as the reader makes them."""
+    con = duckdb.connect()
+    duckdb.execute(f"COPY (SELECT 'V' || i AS visitor_id, CASE WHEN i % 10 = 0 THEN NULL ELSE 'v' || i || '@ex.com' END "
+                   f"AS email FROM range(100) t(i)) TO '{tmp_path / 'v.parquet'}' (FORMAT parquet)")
+    duckdb.execute(f"COPY (SELECT 'C' || i AS comm_id, 'V' || (i % 120) AS visitor_id FROM range(50) t(i)) "
+                   f"TO '{tmp_path / 'c.parquet'}' (FORMAT parquet)")
+    con.execute(f"CREATE VIEW visitors AS SELECT * FROM read_parquet('{tmp_path / 'v.parquet'}')")
+    con.execute(f"CREATE VIEW communications AS SELECT * FROM read_parquet('{tmp_path / 'c.parquet'}')")
+    url = share(con)
+    yield con, url
+    unshare(url)
+
+
+def test_entry_point_registers_the_dialect():
+    from sqlalchemy.dialects import registry
+
+    assert registry.load("audit_duckdb") is AuditDuckDBDialect
+
+
+def test_engine_queries_the_shared_database(views):
+    con, url = views
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM visitors")).scalar() == 100
+    # each DB-API cursor is its own DuckDB session over the same database
+    raw = engine.raw_connection()
+    a, b = raw.cursor(), raw.cursor()
+    a.execute("SELECT 1")
+    b.execute("SELECT 2")
+    assert (a.fetchall(), b.fetchall()) == ([(1,)], [(2,)])
+
+
+def test_results_survive_the_connections_rollback(views):
+    _, url = views
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        result = c.execute(sa.text("SELECT visitor_id FROM visitors ORDER BY visitor_id LIMIT 3"))
+        c.rollback()
+        assert [r[0] for r in result] == ["V0", "V1", "V10"]
+
+
+def test_unknown_handle_is_a_clear_error():
+    engine = sa.create_engine("audit_duckdb:///nope")
+    with pytest.raises(sa.exc.DBAPIError, match="no shared DuckDB connection named 'nope'"):
+        engine.connect()
+
+
+def run_gx(url, expectations):
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_sql(name="s", connection_string=url, create_temp_table=False)
+    asset = source.add_table_asset(name="visitors", table_name="visitors")
+    batch = asset.add_batch_definition_whole_table("all")
+    suite = context.suites.add(gx.ExpectationSuite(name="s"))
+    for e in expectations:
+        suite.add_expectation(e)
+    vd = context.validation_definitions.add(gx.ValidationDefinition(name="v", data=batch, suite=suite))
+    return vd.run(result_format="SUMMARY")
+
+
+def test_stock_gx_expectations_are_pushed_down_and_return_real_results(views):
+    _, url = views
+    result = run_gx(url, [
+        gx.expectations.ExpectTableRowCountToEqual(value=100),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="email", mostly=0.85),
+        gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex=r"^v[0-9]+@ex[.]com$"),
+        gx.expectations.ExpectColumnValuesToBeUnique(column="visitor_id"),
+        gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=(
+            "SELECT c.comm_id FROM communications c LEFT JOIN {batch} v ON v.visitor_id = c.visitor_id "
+            "WHERE v.visitor_id IS NULL")),
+    ])
+    by_type = {r.expectation_config.type: r for r in result.results}
+    assert all(r.exception_info.get("raised_exception") in (None, False) for r in result.results)
+    assert by_type["expect_table_row_count_to_equal"].success
+    assert by_type["expect_column_values_to_not_be_null"].result["unexpected_count"] == 10
+    assert by_type["expect_column_values_to_match_regex"].success
+    assert by_type["expect_column_values_to_be_unique"].success
+    # comm ids C0..C49 point at V0..V49 (all known): no orphan
+    assert by_type["unexpected_rows_expectation"].result["observed_value"] == 0
+
+
+def test_regex_uses_postgres_operator(views):
+    _, url = views
+    result = run_gx(url, [gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex="^v1[0-9]@")])
+    # 90 non-null e-mails (every tenth is NULL); v11..v19 match (v10 is NULL): 81 do not
+    assert result.results[0].result["unexpected_count"] == 81
+
+
+def test_control_expectation_materializes_once_and_counts(views):
+    from audit.gx_controls import run
+
+    con, _ = views
+    sql = ("WITH population AS (SELECT * FROM visitors) "
+           "SELECT 'visitors' AS table_name, visitor_id AS record_id, NULL AS customer_id, NULL AS event_at, "
+           "NULL AS due_at, 'no e-mail' AS detail FROM population WHERE email IS NULL")
+    outcome = run(con, [("X-01", sql, {"control_id": "X-01"})], None)
+    assert outcome == {"X-01": {"violations": 10, "population": 100}}
+    assert con.execute('SELECT count(*) FROM violations."X-01"').fetchone()[0] == 10
+
+
+def test_control_query_failure_is_reported_not_raised(views):
+    from audit.gx_controls import run
+
+    con, _ = views
+    outcome = run(con, [("X-02", "WITH population AS (SELECT 1) SELECT * FROM no_such_table", {"control_id": "X-02"})], None)
+    assert "no_such_table" in outcome["X-02"]["error"]
+    assert outcome["X-02"]["error"].startswith("Catalog Error")
