@@ -55,6 +55,12 @@ def cli() -> None:
 
 
 def check_options(fn):
+    fn = click.option("--period", "period", type=click.Choice(["monthly", "quarterly"]), default=None,
+                      help="Audit the last complete period (as of --as-of, else now) into --out/<period>.")(fn)
+    fn = click.option("--waivers", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="Waivers file (waivers.yaml): accepted risks, reported as waived.")(fn)
+    fn = click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default="audit-ledger.duckdb",
+                      show_default=True, envvar="AUDIT_LEDGER", help="Run ledger to record the run in.")(fn)
     fn = click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
                       help="Exit 1 when a violation of this severity or higher is found.")(fn)
     fn = click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -79,7 +85,9 @@ def finish(result, fail_on: str | None) -> None:
     errors = sum(1 for r in result.controls if r.status == "error")
     skipped = sum(1 for r in result.controls if r.status == "not_evaluated")
     click.echo(f"{len(result.controls)} controls: {failed} failed, {errors} in error, {skipped} not evaluated; "
-               f"{sum(r.violations for r in result.controls)} violations; written to {result.out}", err=True)
+               f"{sum(r.violations for r in result.controls)} violations"
+               + (f" ({waived} waived)" if (waived := sum(getattr(r, "waived", 0) for r in result.controls)) else "")
+               + f"; written to {result.out}", err=True)
     if result.has_errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.reached(fail_on) else EXIT_OK)
@@ -87,16 +95,20 @@ def finish(result, fail_on: str | None) -> None:
 
 @cli.command()
 @check_options
-def check(exports, as_of, policy, out, fail_on):
+def check(exports, as_of, policy, out, fail_on, ledger, waivers, period):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
 
         audit check --exports data_samples/export-2026-10-05 --as-of 2026-09-30 --out runs/2026-09
     """
+    from audit.cli_ledger import plan_run, record_run
     from audit.engine import check as run_check
 
-    finish(run_check(exports, out, as_of=as_of, policy=policy), fail_on)
+    out, as_of, label = plan_run(out, as_of, period, waivers, policy)
+    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers)
+    record_run(result, ledger, label)
+    finish(result, fail_on)
 
 
 @cli.command()
@@ -173,6 +185,11 @@ def sample(out, rows, seed, as_of, formats):
     summary = generate(out, rows=rows, seed=seed, as_of=as_of, formats=formats)
     total = sum(summary.get("rows", {}).values()) if isinstance(summary.get("rows"), dict) else rows
     click.echo(f"wrote {out} ({total} rows) and {out.parent / (out.name + '.truth.csv')}", err=True)
+
+
+from audit.cli_ledger import register as _register_ledger_commands  # noqa: E402  (ledger, history, diff, backfill)
+
+_register_ledger_commands(cli)
 
 
 def main() -> None:

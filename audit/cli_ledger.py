@@ -3,8 +3,7 @@
 Also the helpers `check` (and `run`) call around the engine: `plan_run` (a
 `--period` becomes the cutoff and the run folder's name; the waivers file is
 validated before any work) and `record_run` (the landed run folder goes into
-the ledger). Registered on the `cli` group by the import at the bottom of
-audit/cli.py.
+the ledger). `register(cli)` at the bottom of audit/cli.py adds the commands to the group.
 """
 
 from __future__ import annotations
@@ -15,12 +14,14 @@ from pathlib import Path
 
 import click
 
-from audit.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, cli
 from audit.errors import LedgerError
 from audit.ledger import DEFAULT_LEDGER
 from audit.policy import SEVERITIES
 
+# audit/cli.py's exit codes (not imported: `python -m audit.cli` runs that file as __main__).
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 LEDGER_HELP = f"Run ledger (DuckDB file; default {DEFAULT_LEDGER} in the working folder)."
+NO_LEDGER = ("", ".", "-")  # `--ledger -` (or AUDIT_LEDGER=-): do not record the run
 
 
 def ledger_option(fn):
@@ -58,7 +59,7 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
 
 def record_run(result, ledger: Path | None, period: str | None = None) -> None:
     """Record a landed run in the ledger; a failure is kept as an error of the run (exit 2)."""
-    if not ledger or result.out is None:
+    if not ledger or str(ledger) in NO_LEDGER or result.out is None:
         return
     from audit.ledger import record
 
@@ -71,7 +72,7 @@ def record_run(result, ledger: Path | None, period: str | None = None) -> None:
 # --------------------------------------------------------------------------- ledger
 
 
-@cli.group()
+@click.group()
 def ledger():
     """The run ledger: verify its hash chain, or record a run folder by hand."""
 
@@ -131,7 +132,7 @@ def _cell(row: dict) -> str:
     return f"{text}+{row['waived']}w" if row["waived"] else text
 
 
-@cli.command()
+@click.command()
 @ledger_option
 @click.option("--policy", "policy_sha", default=None, metavar="SHA256",
               help="Trend of this policy pack (hash or prefix; default: the latest run's).")
@@ -190,7 +191,7 @@ def history(ledger, policy_sha, last):
 # --------------------------------------------------------------------------- diff
 
 
-@cli.command()
+@click.command()
 @ledger_option
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every violation key with its change to this CSV file.")
@@ -231,7 +232,7 @@ def diff(ledger, csv_path, run_a, run_b):
 # --------------------------------------------------------------------------- backfill
 
 
-@cli.command()
+@click.command()
 @click.option("--exports", required=True, type=click.Path(path_type=Path), help="Export folder to audit (read only).")
 @click.option("--from", "first", required=True, metavar="PERIOD", help="First period: 2026-01 (or 2026-Q1).")
 @click.option("--to", "to", default=None, metavar="PERIOD",
@@ -284,3 +285,8 @@ def backfill(exports, first, to, period, out, policy, waivers, fail_on, ledger):
             status = EXIT_FINDINGS
     sys.exit(status)
 
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to the `audit` group."""
+    for command in (ledger, history, diff, backfill):
+        group.add_command(command)
