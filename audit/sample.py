@@ -1218,6 +1218,7 @@ def _layout(table: str, formats: str) -> str:
         "privacy_requests": "csv",
         "legal_holds": "csv",
         "customers": "csv",
+        "processors": "csv",
         "visitors": "jsonl",
         "marketing_emails": "jsonl",
     }.get(table, "parquet")
@@ -1244,9 +1245,18 @@ def _write_table(con, out: Path, table: str, layout: str, n_bg: int, n: dict, A:
         return
     rel = _typed(table, _bg_sql(table, 0, n_bg, n, A), True)
     if layout == "hive":
-        folder = out / table
-        con.execute(f"COPY (SELECT {_select(table, 'parquet', seed, ', year(created_at) AS year')} FROM ({rel})) "
-                    f"TO {_q(folder)} (FORMAT parquet, PARTITION_BY (year), FILENAME_PATTERN 'part-{{i}}')")
+        # COPY ... PARTITION_BY does not keep row order across threads; one ordered COPY
+        # per partition keeps the files byte-for-byte reproducible (the export fingerprint).
+        created = schema.TABLES[table].created
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _hive AS SELECT "
+                    f"{_select(table, 'parquet', seed, f', year({created}) AS _year')} FROM ({rel})")
+        years = [r[0] for r in con.execute("SELECT DISTINCT _year FROM _hive ORDER BY 1").fetchall()]
+        for y in years:
+            part = out / table / f"year={y}"
+            part.mkdir(parents=True)
+            con.execute(f"COPY (SELECT * EXCLUDE (_year) FROM _hive WHERE _year = {int(y)}) "
+                        f"TO {_q(part / 'part-0.parquet')} (FORMAT parquet)")
+        con.execute("DROP TABLE _hive")
     elif layout == "parquet":
         con.execute(f"COPY (SELECT {_select(table, 'parquet', seed)} FROM ({rel})) "
                     f"TO {_q(out / (table + '.parquet'))} (FORMAT parquet)")
