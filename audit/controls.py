@@ -81,16 +81,16 @@ def check_pack(pack: Pack, catalogue: dict[str, Control]) -> None:
         if control is None:
             raise PolicyError(label, f"controls.{cid}", "no such control in the catalogue (audit controls lists them)")
         needed = control.placeholders()
+        for name in block:
+            if name != "severity" and name not in needed:
+                raise PolicyError(label, f"controls.{cid}.{name}", f"unknown key; control {cid} uses "
+                                  f"{', '.join(needed) if needed else 'no parameters'}")
         for name in needed:
             try:
                 pack.value(cid, name)
             except KeyError:
                 where = f"controls.{cid}.{name}" if "." not in name else f"parameters.{name}"
                 raise PolicyError(label, where, f"missing; control {cid} needs it") from None
-        for name in block:
-            if name != "severity" and name not in needed:
-                raise PolicyError(label, f"controls.{cid}.{name}", f"unknown key; control {cid} uses "
-                                  f"{', '.join(needed) if needed else 'no parameters'}")
 
 
 def cutoff(as_of: str | None, now: dt.datetime | None = None) -> dt.datetime:
