@@ -131,7 +131,7 @@ PHRASES = [
     "I forgot my password and the reset mail never came.",
     "Can I upgrade to the premium plan mid-cycle?",
 ]
-GREETINGS = ["Hello!", "Hi there,", "Good morning,", "Hey,", "Hallo,", "Bonjour,", ""]
+GREETINGS = ["Hello!", "Hi there!", "Good morning.", "Hey!", "Hallo!", "Bonjour!", ""]
 UAS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15",
@@ -411,7 +411,8 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
                cust_id(pk(i, 'u.c', {nc})) AS customer_id,
                ({_sql_list(METRICS)})[1 + pk(i, 'u.m', {len(METRICS)})] AS metric,
                ({_sql_list(DIMENSIONS)})[1 + pk(i, 'u.x', {len(DIMENSIONS)})] AS dimension,
-               round(uf(i, 'u.v') * 5000, 2) AS value
+               CASE WHEN metric = 'csat_avg' THEN round(1 + uf(i, 'u.v') * 4, 2)
+                    ELSE round(uf(i, 'u.v') * 5000, 0) END AS value
         FROM {rng}"""
 
     if table == "invoices":
