@@ -7,6 +7,7 @@ Library errors become one-line messages here and nowhere else. Exit status:
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import click
 
 from audit import __version__
 from audit.errors import AuditError
+from audit.mask import scrub
 from audit.policy import SEVERITIES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -46,6 +48,13 @@ class AuditGroup(click.Group):
             sys.exit(EXIT_ERROR)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except Exception as exc:  # a bug of ours: still one line, and the traceback on demand
+            if os.environ.get("AUDIT_DEBUG"):
+                raise
+            text = " ".join(str(exc).split()) or "no message"
+            click.echo(f"audit: error: internal error: {type(exc).__name__}: {scrub(text)} "
+                       f"(set AUDIT_DEBUG=1 for the traceback)", err=True)
+            sys.exit(EXIT_ERROR)
 
 
 @click.group(cls=AuditGroup)

@@ -22,6 +22,7 @@ from audit import __version__, export
 from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
 from audit.errors import InputProblem, UsageError
 from audit.findings import write_outputs
+from audit.mask import scrub_sql
 from audit.policy import SEVERITIES, Pack, load_pack
 
 
@@ -181,8 +182,8 @@ def write_violation_tables(result: RunResult) -> None:
         if r.status == "fail":
             parts.append(
                 f"SELECT '{r.control.id}' AS control_id, '{r.severity}' AS severity, table_name, "
-                f"CAST(record_id AS VARCHAR) AS record_id, customer_id, event_at, due_at, detail "
-                f"FROM violations.\"{r.control.id}\"")
+                f"{scrub_sql('CAST(record_id AS VARCHAR)')} AS record_id, customer_id, event_at, due_at, "
+                f"{scrub_sql('detail')} AS detail FROM violations.\"{r.control.id}\"")
     body = " UNION ALL ".join(parts) or (
         "SELECT CAST(NULL AS VARCHAR) AS control_id, CAST(NULL AS VARCHAR) AS severity, "
         "CAST(NULL AS VARCHAR) AS table_name, CAST(NULL AS VARCHAR) AS record_id, "

@@ -60,3 +60,15 @@ def scrub(text: str) -> str:
     text = IPV4_RE.sub(lambda m: mask_ip(m.group(0)), text)
     text = IPV6_RE.sub(lambda m: mask_ip(m.group(0)), text)
     return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def scrub_sql(expr: str) -> str:
+    """DuckDB SQL that masks e-mail addresses, IPv4 addresses and phone numbers inside `expr`.
+
+    The safety net for identifiers and details that reach outputs: a key that
+    happens to be an e-mail address is shown as `j***@***.com`.
+    """
+    email = r"regexp_replace({x}, '([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@[A-Za-z0-9.-]+[.]([A-Za-z]{{2,}})', '\1***@***.\2', 'g')"
+    ipv4 = r"regexp_replace({x}, '\b([0-9]{{1,3}})[.][0-9]{{1,3}}[.][0-9]{{1,3}}[.][0-9]{{1,3}}\b', '\1.*.*.*', 'g')"
+    phone = r"regexp_replace({x}, '(\+[0-9]{{1,3}}[ .-]?)?\(?[0-9]{{3}}\)?[ .-]?[0-9]{{3}}[ .-][0-9]{{2}}([0-9]{{2}})', '***\2', 'g')"
+    return phone.format(x=ipv4.format(x=email.format(x=expr)))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data_samples" / "export-2026-10-05"
 SAMPLE_TRUTH = ROOT / "data_samples" / "export-2026-10-05.truth.csv"
 AUDIT = [sys.executable, "-m", "audit.cli"]
+# Runs record into a ledger; keep the tests' ledger out of the working tree.
+os.environ.setdefault("AUDIT_LEDGER", os.path.join(tempfile.mkdtemp(prefix="audit-tests-"), "ledger.duckdb"))
 
 
 def run_audit(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
