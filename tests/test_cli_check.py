@@ -166,3 +166,41 @@ def test_rerun_replaces_out_whole(boundary_run, tmp_path):
     assert run_audit("check", "--exports", export, "--as-of", "2026-09-30", "--out", out).returncode == 0
     assert not (out / "stale.txt").exists()
     assert findings(out)["run"]["exports"] == str(export.resolve())
+
+
+def test_keys_that_are_personal_data_are_masked_in_outputs(tmp_path):
+    export = tmp_path / "e"
+    export.mkdir()
+    # A consent register keyed by e-mail address, with a duplicate key (DQ-01).
+    (export / "marketing_consents.csv").write_text(
+        "consent_id,email,basis,granted_at\nmax.power@example.com,x,consent,2026-01-01\n"
+        "max.power@example.com,x,consent,2026-01-02\n")
+    proc = run_audit("check", "--exports", export, "--as-of", "2026-09-30", "--out", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "r" / "violations.csv").read_text()
+    assert "max.power@example.com" not in text
+    assert "DQ-01,marketing_consents,m***@***.com,medium,key m***@***.com appears 2 times in marketing_consents" in text
+
+
+def test_an_interrupted_run_leaves_the_earlier_out_untouched(boundary_run, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import AUDIT, ROOT
+
+    out = tmp_path / "r"
+    shutil.copytree(boundary_run["out"], out)
+    before = (out / "findings.json").read_bytes()
+    proc = subprocess.Popen([*AUDIT, "check", "--exports", str(boundary_run["export"]), "--as-of", "2026-09-30",
+                             "--out", str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".r.tmp-*")) and time.time() < deadline:
+        time.sleep(0.02)
+    assert list(tmp_path.glob(".r.tmp-*")), "the run never started writing"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1] == "audit: error: interrupted"
+    assert (out / "findings.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
