@@ -148,8 +148,9 @@ def _reader(src: Source) -> str:
 def _csv_header(path: Path) -> list[str]:
     import csv
 
-    with open(path, newline="", encoding="utf-8") as fh:
-        return next(csv.reader(fh), [])
+    # utf-8-sig: a byte-order mark must not become part of the first column's name.
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return [h.strip() for h in next(csv.reader(fh), [])]
 
 
 def _raw_relation(con: duckdb.DuckDBPyConnection, src: Source) -> str:
@@ -262,7 +263,7 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
 def _typed_view(con, export, name, contract, described, label, src, materialize_text):
     raw_cols = {}
     for col_name, col_type, *_ in described:
-        raw_cols.setdefault(col_name.lower(), (col_name, col_type))
+        raw_cols.setdefault(col_name.strip().lower(), (col_name, col_type))
     selects, checks = [], []
     for col in contract.all_columns:
         if col.name not in raw_cols:

@@ -42,6 +42,14 @@ def test_csv_timestamps_offsets_dates_and_naive_are_utc(tmp_path):
     assert got[2][1:] == (dt.datetime(2026, 3, 1, 10, 0), None, None, None)
 
 
+def test_csv_with_byte_order_mark_crlf_and_padded_header(tmp_path):
+    (tmp_path / "complaints.csv").write_bytes(
+        b"\xef\xbb\xbfcomplaint_id, Received_At \r\nC1,2026-01-01T00:00:00+0100\r\n")
+    con, ex = load(tmp_path)
+    assert ex.problems == []
+    assert one(con, "SELECT complaint_id, received_at FROM complaints") == [("C1", dt.datetime(2025, 12, 31, 23, 0))]
+
+
 def test_time_zone_of_the_machine_does_not_matter(tmp_path):
     (tmp_path / "complaints.csv").write_text(
         "complaint_id,received_at\nA,2026-03-01T10:00:00+02:00\nB,2026-03-01T10:00:00\n")
