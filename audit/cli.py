@@ -120,6 +120,31 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period):
     finish(result, fail_on)
 
 
+@cli.command("run")
+@check_options
+@click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of report notebooks (default: the project's notebooks/).")
+def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, notebooks):
+    """Do what `check` does, then execute the report notebooks with papermill and render report.html.
+
+    The executed notebooks and the self-contained report.html land in --out with the findings.
+    A notebook that fails is kept with its error, and the run exits 2 naming it and the cell.
+
+    Example:
+
+        audit run --exports data_samples/export-2026-10-05 --as-of 2026-09-30 --out reports/2026-09-30
+    """
+    from audit.cli_ledger import plan_run, record_run
+    from audit.engine import check as run_check
+    from audit.report.render import render_run
+
+    out, as_of, label = plan_run(out, as_of, period, waivers, policy)
+    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers,
+                       after=lambda res, folder: render_run(res, folder, notebooks))
+    record_run(result, ledger, label)
+    finish(result, fail_on)
+
+
 @cli.command()
 @click.option("--policy", type=click.Path(exists=True, path_type=Path), default=None,
               help="Policy pack folder (default: the bundled pack).")
