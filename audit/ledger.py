@@ -387,10 +387,14 @@ def _resolve(con: duckdb.DuckDBPyConnection, ref: str, ledger) -> int:
 
 
 _DIFF_SQL = """
-WITH a AS (SELECT control_id, table_name, record_id, max(waiver_id) AS waiver_id
-           FROM violations WHERE seq = $a GROUP BY ALL),
-     b AS (SELECT control_id, table_name, record_id, max(waiver_id) AS waiver_id
-           FROM violations WHERE seq = $b GROUP BY ALL)
+WITH a AS (SELECT control_id, table_name, record_id, waiver_id,
+                  row_number() OVER (PARTITION BY control_id, table_name, record_id
+                                     ORDER BY waiver_id NULLS LAST) AS occurrence
+           FROM violations WHERE seq = $a),
+     b AS (SELECT control_id, table_name, record_id, waiver_id,
+                  row_number() OVER (PARTITION BY control_id, table_name, record_id
+                                     ORDER BY waiver_id NULLS LAST) AS occurrence
+           FROM violations WHERE seq = $b)
 SELECT coalesce(b.control_id, a.control_id) AS control_id,
        coalesce(b.table_name, a.table_name) AS table_name,
        coalesce(b.record_id, a.record_id) AS record_id,
@@ -399,7 +403,7 @@ SELECT coalesce(b.control_id, a.control_id) AS control_id,
        a.waiver_id AS waiver_a, b.waiver_id AS waiver_b
 FROM a FULL OUTER JOIN b
   ON a.control_id = b.control_id AND a.table_name IS NOT DISTINCT FROM b.table_name
- AND a.record_id IS NOT DISTINCT FROM b.record_id
+ AND a.record_id IS NOT DISTINCT FROM b.record_id AND a.occurrence = b.occurrence
 """
 
 DIFF_COLUMNS = ("control_id", "table_name", "record_id", "change", "waiver_a", "waiver_b")
@@ -412,7 +416,7 @@ def _diff_rows(con, seq_a: int, seq_b: int) -> list[tuple]:
 
 
 def _diff_counts(con, seq_a: int, seq_b: int) -> dict[str, tuple[int, int, int, int]]:
-    """Per control: (new, resolved, persisting, waived in B) distinct violation keys."""
+    """Per control: (new, resolved, persisting, waived in B) violation keys (see `diff`)."""
     rows = con.execute(
         f"SELECT control_id, count(*) FILTER (WHERE change = 'new'), count(*) FILTER (WHERE change = 'resolved'), "
         f"count(*) FILTER (WHERE change = 'persisting'), "
@@ -526,10 +530,11 @@ def trend(ledger: str | Path | None, policy_sha256: str | None = None, current: 
 
     Only runs of one policy pack count (`policy_sha256`, or a prefix of it;
     default: the policy of the latest run), and one run per cutoff (the latest
-    recorded). `new`, `resolved` and `persisting` compare distinct violation
-    keys (control, table, record id; waived or not) with the previous point of
-    the series: exactly what `audit diff` between those two runs shows. They
-    are <NA> for the first point. `current`: a run folder not yet in the
+    recorded). `new`, `resolved` and `persisting` compare the violation keys
+    (control, table, record id; waived or not) with the previous point of the
+    series: exactly what `audit diff` between those two runs shows, so
+    `new + persisting == violations + waived` on every row. They are <NA> for
+    the first point. `current`: a run folder not yet in the
     ledger (a report rendered during its own run) to add as the last point.
     `last`: keep only the last N points.
     """
@@ -547,7 +552,9 @@ def diff(ledger: str | Path, run_a: str, run_b: str):
 
     Columns control_id, table_name, record_id, change (new | resolved |
     persisting), waiver_a, waiver_b (the waiver covering the key in each run,
-    if any). Runs are named by run id, unique run-id prefix, `#N`, period label
+    if any). Keys are compared as multisets: a key a run reports twice (a
+    duplicated primary key, say) is two violations, matched occurrence by
+    occurrence, so the rows of each run are exactly its violations. Runs are named by run id, unique run-id prefix, `#N`, period label
     (the latest run of that period) or run folder.
     """
     import pandas as pd

@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -360,10 +362,11 @@ def test_recording_the_same_run_twice_is_refused(series, tmp_path):
 
 def test_two_checks_at_once_against_one_ledger_are_both_recorded(series, tmp_path):
     """Two real processes; no --ledger, so both use audit-ledger.duckdb in their working folder."""
+    env = {k: v for k, v in os.environ.items() if k != "AUDIT_LEDGER"}  # conftest points it elsewhere
+    env["PYTHONPATH"] = str(ROOT)
     procs = [subprocess.Popen([*AUDIT, "check", "--exports", str(series["export"]), "--as-of", as_of,
                                "--out", str(tmp_path / name)], cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env={**__import__("os").environ,
-                                                                      "PYTHONPATH": str(ROOT)})
+                              stderr=subprocess.PIPE, text=True, env=env)
              for name, as_of in (("a", "2026-06-30"), ("b", "2026-07-31"))]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -373,3 +376,53 @@ def test_two_checks_at_once_against_one_ledger_are_both_recorded(series, tmp_pat
     assert {r["run_id"] for r in rows} == ids and [r["seq"] for r in rows] == [1, 2]
     assert L.verify(ledger).runs == 2
     assert invoke("ledger", "verify", "--ledger", ledger).exit_code == 0
+
+
+# --------------------------------------------------------------------------- the bundled sample
+
+SAMPLE = ROOT / "data_samples" / "export-2026-10-05"
+
+
+@pytest.fixture(scope="module")
+def sample_series(tmp_path_factory):
+    if not (SAMPLE / "manifest.json").is_file():
+        pytest.skip("sample export not generated")
+    base = tmp_path_factory.mktemp("sample")
+    res = invoke("backfill", "--exports", SAMPLE, "--from", "2026-01", "--to", "2026-09", "--out", base / "runs",
+                 "--ledger", base / "ledger.duckdb")
+    assert res.exit_code == 0, res.stderr
+    return {"runs": base / "runs", "ledger": base / "ledger.duckdb"}
+
+
+def _keys(run: Path) -> dict[str, Counter]:
+    """Violation keys per control from a run's violations.csv, as multisets (duplicated keys count twice)."""
+    out: dict[str, Counter] = {}
+    with open(run / "violations.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            out.setdefault(r["control_id"], Counter())[(r["table_name"], r["record_id"])] += 1
+    return out
+
+
+def test_sample_backfill_trend_agrees_with_the_run_folders_and_audit_diff(sample_series, tmp_path):
+    """Nine months over the bundled sample: the trend equals arithmetic on each run's violations.csv."""
+    df = L.trend(sample_series["ledger"])
+    assert sorted(set(df.label)) == MONTHS
+    keys = {m: _keys(sample_series["runs"] / m) for m in MONTHS}
+    assert any(n > 1 for m in MONTHS for ks in keys[m].values() for n in ks.values())  # duplicated keys covered
+    for a, b in zip(MONTHS, MONTHS[1:]):
+        for row in df[df.label == b].itertuples():
+            ka, kb = keys[a].get(row.control_id, Counter()), keys[b].get(row.control_id, Counter())
+            assert (row.violations, row.new, row.resolved, row.persisting) == (
+                kb.total(), (kb - ka).total(), (ka - kb).total(), (ka & kb).total()), (b, row.control_id)
+    out = tmp_path / "d.csv"
+    assert invoke("diff", "2026-08", "2026-09", "--ledger", sample_series["ledger"], "--csv", out).exit_code == 0
+    with open(out, newline="") as fh:
+        got = Counter((r["control_id"], r["table_name"], r["record_id"], r["change"]) for r in csv.DictReader(fh))
+    a, b = keys["2026-08"], keys["2026-09"]
+    want = Counter()
+    for c in set(a) | set(b):
+        ka, kb = a.get(c, Counter()), b.get(c, Counter())
+        for change, part in (("new", kb - ka), ("resolved", ka - kb), ("persisting", ka & kb)):
+            want.update({(c, *k, change): n for k, n in part.items()})
+    assert got == want
+    assert L.verify(sample_series["ledger"]).runs == 9
