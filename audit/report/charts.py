@@ -1,0 +1,320 @@
+"""Plotly figures for the report notebooks, from the small frames of audit.report.data.
+
+A builder returns a `Chart`, which displays itself in Jupyter as HTML (a div
+and a script calling `Plotly.newPlot`, without plotly.js: the report embeds
+plotly.js once, see audit.report.render) and as plotly's JSON mimetype, which
+JupyterLab's plotly extension draws. In a papermill kernel plotly's default
+renderer emits the JSON mimetype only, so figures never go through fig.show().
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from audit.policy import SEVERITIES
+from audit.report.html import Html, note
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+STATUS_COLORS = {"fail": "#c0392b", "error": "#e67e22", "not_evaluated": "#a0a7ad", "pass": "#2e8b57"}
+SEVERITY_COLORS = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#d4a017", "low": "#2e86c1"}
+STATE_COLORS = {
+    "within limit": "#2e8b57", "overdue": "#c0392b", "overdue, on legal hold": "#8e44ad",
+    "answered in time": "#2e8b57", "answered late": "#e67e22", "open, not yet due": "#5dade2",
+    "open, overdue": "#c0392b",
+    "under contract": "#2e86c1", "outside its contract": "#c0392b", "unregistered processor": "#7b1f1f",
+    "adequate country, no mechanism needed": "#5dade2", "valid mechanism at transfer date": "#2e8b57",
+    "not valid at transfer date": "#c0392b",
+    "consent or basis in force": "#2e8b57", "no consent or basis on record": "#e67e22",
+    "sent after the recipient withdrew": "#c0392b",
+    "erased": "#2e8b57", "on legal hold": "#8e44ad", "still held": "#c0392b",
+}
+MECHANISM_COLORS = {"privacy_shield": "#c0392b", "dpf": "#2e86c1", "scc": "#2e8b57", "bcr": "#16a085",
+                    "none": "#7f8c8d"}
+STATUS_LABELS = {"fail": "failed", "error": "error", "not_evaluated": "not evaluated", "pass": "passed"}
+
+
+class Chart:
+    """A plotly figure that displays itself as HTML (for the report) and as plotly JSON (for JupyterLab)."""
+
+    def __init__(self, fig: go.Figure):
+        self.fig = fig
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        html = self.fig.to_html(include_plotlyjs=False, full_html=False, config=CONFIG, default_width="100%",
+                                default_height=f"{self.fig.layout.height or 420}px")
+        title = self.fig.layout.title.text or "chart"
+        return {"text/html": f'<div class="audit-chart">{html}</div>',
+                "application/vnd.plotly.v1+json": {**json.loads(self.fig.to_json()), "config": CONFIG},
+                "text/plain": f"<chart: {title}>"}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> Chart:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}}, height=height,
+        template="plotly_white", font={"family": FONT, "size": 12}, margin={"l": 60, "r": 30, "t": 60, "b": 50},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "title": None},
+        hoverlabel={"font": {"family": FONT}}, **kw)
+    return Chart(fig)
+
+
+def _vline(fig: go.Figure, x, text: str, color: str = "#34495e") -> None:
+    fig.add_vline(x=x, line={"color": color, "dash": "dash", "width": 1.5})
+    fig.add_annotation(x=x, y=1, yref="paper", text=text, showarrow=False, xanchor="left", yanchor="bottom",
+                       font={"size": 11, "color": color}, bgcolor="rgba(255,255,255,0.8)")
+
+
+def _ms(x) -> float:
+    """A date as milliseconds since the epoch (plotly's unit for bar widths on a date axis)."""
+    return pd.Timestamp(x).value / 1e6
+
+
+# -- executive summary ----------------------------------------------------------------------------
+
+def status_by_severity(df: pd.DataFrame) -> Chart:
+    """Stacked bars: controls by severity, coloured by status."""
+    fig = go.Figure()
+    for status, label in STATUS_LABELS.items():
+        part = df[df.status == status]
+        if part.controls.sum() == 0:
+            continue
+        fig.add_bar(x=part.severity, y=part.controls, name=label, marker_color=STATUS_COLORS[status],
+                    customdata=part.violations,
+                    hovertemplate="%{x}: %{y} controls " + label + "<br>%{customdata} violations<extra></extra>")
+    fig.update_xaxes(categoryorder="array", categoryarray=list(SEVERITIES))
+    fig.update_yaxes(title="controls", dtick=1 if df.controls.max() <= 10 else None)
+    return _layout(fig, "Controls by severity and status", height=360, barmode="stack")
+
+
+def violation_rates(df: pd.DataFrame) -> Chart | Html:
+    """Horizontal bars: each evaluated control's violation rate (violations / population)."""
+    d = df[df.status.isin(["pass", "fail"])].copy()
+    if d.empty:
+        return note("No control could be evaluated, so there are no rates to show.")
+    d["pct"] = (d.rate.fillna(0) * 100).round(2)
+    d["label"] = [f"{v:,} / {p:,}" for v, p in zip(d.violations, d.population)]
+    fig = go.Figure()
+    for sev in SEVERITIES:
+        part = d[d.severity == sev]
+        if part.empty:
+            continue
+        fig.add_bar(y=part.control_id, x=part.pct, orientation="h", name=sev, marker_color=SEVERITY_COLORS[sev],
+                    text=part.label, textposition="outside", cliponaxis=False,
+                    customdata=list(zip(part.title, part.violations, part.population)),
+                    hovertemplate="<b>%{y}</b> %{customdata[0]}<br>%{customdata[1]:,} violations in a population "
+                                  "of %{customdata[2]:,} (%{x:.2f}%)<extra></extra>")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(d.control_id)[::-1], title=None)
+    fig.update_xaxes(title="violation rate (% of the population the control looked at)", ticksuffix="%",
+                     range=[0, max(5.0, float(d.pct.max()) * 1.25)])
+    return _layout(fig, "Violation rate against population, by control", height=24 * len(d) + 140)
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+def overdue_by_table(df: pd.DataFrame) -> Chart | Html:
+    if df.empty:
+        return note("No record is held past its retention period.")
+    fig = go.Figure()
+    for cid, part in df.groupby("control_id", sort=True):
+        fig.add_bar(x=part.table_name, y=part.overdue, name=cid,
+                    hovertemplate="%{x}: %{y:,} overdue (" + cid + ")<extra></extra>")
+    order = df.groupby("table_name").overdue.sum().sort_values(ascending=False).index.tolist()
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    fig.update_yaxes(title="records held past their due date")
+    return _layout(fig, "Overdue records by table", height=380, barmode="stack")
+
+
+def overdue_by_customer(df: pd.DataFrame) -> Chart | Html:
+    if df.empty:
+        return note("No overdue record belongs to a customer.")
+    d = df.copy()
+    d["who"] = [f"{c} · {n}" if isinstance(n, str) and n else str(c) for c, n in zip(d.customer_id, d.customer_name)]
+    order = d.drop_duplicates("who").sort_values("total", ascending=True).who.tolist()
+    fig = go.Figure()
+    for table, part in d.groupby("table_name", sort=True):
+        fig.add_bar(y=part.who, x=part.overdue, orientation="h", name=table,
+                    hovertemplate="%{y}: %{x:,} overdue in " + table + "<extra></extra>")
+    fig.update_yaxes(categoryorder="array", categoryarray=order, title=None)
+    fig.update_xaxes(title="records held past their due date")
+    return _layout(fig, f"Overdue records by customer (top {len(order)})", height=26 * len(order) + 150,
+                   barmode="stack")
+
+
+def _histogram(hist: pd.DataFrame, states: list[str], title: str, xtitle: str, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    for state in states:
+        part = hist[hist.state == state]
+        if part.empty:
+            continue
+        fig.add_bar(x=(part.bin_start + part.bin_end) / 2, y=part.records, width=part.bin_end - part.bin_start,
+                    name=state, marker_color=STATE_COLORS.get(state), marker_line_width=0,
+                    customdata=list(zip(part.bin_start, part.bin_end)),
+                    hovertemplate="%{customdata[0]:,.0f}–%{customdata[1]:,.0f} days: %{y:,} " + state
+                                  + "<extra></extra>")
+    fig.update_xaxes(title=xtitle, rangemode="tozero")
+    fig.update_yaxes(title="records")
+    return fig
+
+
+def age_histogram(hist: pd.DataFrame, facts: dict, control: dict) -> Chart | Html:
+    """Ages of the records a retention control holds at the cutoff, against its limit."""
+    title = f"{control['control_id']} · {facts['table']}: age at the cutoff against the limit"
+    if hist.empty:
+        return note(f"{control['control_id']}: no {facts['table']} record is held at the cutoff.")
+    fig = _histogram(hist, ["within limit", "overdue", "overdue, on legal hold"], title,
+                     "age at the cutoff (days since the trigger)")
+    if facts.get("limit_days") is not None:
+        more = f" ({facts['other_limits']:,} records under other limits)" if facts.get("other_limits") else ""
+        _vline(fig, facts["limit_days"], f"limit {facts['limit_days']:,} days{more}")
+    return _layout(fig, title, height=300, barmode="stack", bargap=0)
+
+
+def days_overdue(df: pd.DataFrame) -> Chart | Html:
+    """Box per retention control: how many days past due its overdue records are."""
+    if df.empty:
+        return note("No record is past its due date.")
+    fig = go.Figure()
+    for r in df.itertuples():
+        fig.add_trace(go.Box(x=[f"{r.control_id} · {r.table_name}"], q1=[r.q1], median=[r.median], q3=[r.q3],
+                             lowerfence=[r.min], upperfence=[r.max], name=r.control_id, showlegend=False,
+                             marker_color="#c0392b", hoverinfo="y"))
+    fig.update_yaxes(title="days past due at the cutoff", rangemode="tozero")
+    return _layout(fig, "Days overdue, by control (min, quartiles, max)", height=360)
+
+
+# -- processors and transfers ---------------------------------------------------------------------
+
+def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> Chart | Html:
+    """Gantt of processor contracts with monthly transfers on top, coloured by contract coverage."""
+    if contracts.empty:
+        return note("No processor and no transfer in the export.")
+    c = contracts.copy()
+    c["who"] = [f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p)
+                for p, n, u in zip(c.processor_id, c.name, c.unregistered)]
+    label = dict(zip(c.processor_id, c.who))
+    order = c.who.tolist()[::-1]
+    cutoff = pd.Timestamp(cutoff)
+    starts = pd.to_datetime(pd.concat([c.contract_signed_at, c.first_transfer]), errors="coerce").dropna()
+    span_start = (starts.min() if len(starts) else cutoff - pd.Timedelta(days=365)) - pd.Timedelta(days=60)
+    span_end = cutoff + pd.Timedelta(days=120)
+    fig = go.Figure()
+    signed = c[c.contract_signed_at.notna()]
+    if not signed.empty:
+        ends = [pd.Timestamp(e) if pd.notna(e) else span_end for e in signed.contract_expires_at]
+        fig.add_bar(y=signed.who, base=[pd.Timestamp(s).isoformat() for s in signed.contract_signed_at],
+                    x=[_ms(e) - _ms(s) for s, e in zip(signed.contract_signed_at, ends)], orientation="h",
+                    name="contract in force", marker_color="rgba(46,134,193,0.25)",
+                    marker_line={"color": "#2e86c1", "width": 1},
+                    customdata=[(pd.Timestamp(s).date().isoformat(),
+                                 pd.Timestamp(e).date().isoformat() if pd.notna(e) else "no expiry",
+                                 m if isinstance(m, str) else "none")
+                                for s, e, m in zip(signed.contract_signed_at, signed.contract_expires_at,
+                                                   signed.mechanism)],
+                    hovertemplate="%{y}<br>contract %{customdata[0]} → %{customdata[1]}<br>"
+                                  "mechanism %{customdata[2]}<extra></extra>")
+    if not months.empty:
+        m = months[months.processor_id.isin(label)].copy()
+        m["who"] = m.processor_id.map(label)
+        biggest = max(float(m.transfers.max()), 1.0) if not m.empty else 1.0
+        for coverage in ("under contract", "outside its contract", "unregistered processor"):
+            part = m[m.coverage == coverage]
+            if part.empty:
+                continue
+            fig.add_scatter(x=part.month + pd.Timedelta(days=14), y=part.who, mode="markers", name=coverage,
+                            marker={"color": STATE_COLORS[coverage], "line": {"width": 0.5, "color": "white"},
+                                    "size": [6 + 14 * math.sqrt(v / biggest) for v in part.transfers]},
+                            customdata=list(zip(part.month.dt.strftime("%Y-%m"), part.transfers, part.records)),
+                            hovertemplate="%{y}<br>%{customdata[0]}: %{customdata[1]:,} transfers, "
+                                          "%{customdata[2]:,} records (" + coverage + ")<extra></extra>")
+    _vline(fig, cutoff.isoformat(), "cutoff")
+    fig.update_xaxes(type="date", range=[span_start.isoformat(), span_end.isoformat()])
+    fig.update_yaxes(categoryorder="array", categoryarray=order, title=None)
+    return _layout(fig, "Processor contracts against transfers (markers: transfers per month)",
+                   height=28 * len(c) + 170, barmode="overlay")
+
+
+def transfers_by_mechanism(df: pd.DataFrame) -> Chart | Html:
+    if df.empty:
+        return note("No transfer out of the EU to a registered processor.")
+    fig = go.Figure()
+    for validity in ("adequate country, no mechanism needed", "valid mechanism at transfer date",
+                     "not valid at transfer date"):
+        part = df[df.validity == validity]
+        if part.empty:
+            continue
+        fig.add_bar(x=part.mechanism, y=part.transfers, name=validity, marker_color=STATE_COLORS[validity],
+                    customdata=part.records,
+                    hovertemplate="%{x}: %{y:,} transfers, %{customdata:,} records<br>" + validity
+                                  + "<extra></extra>")
+    fig.update_yaxes(title="EU transfers")
+    fig.update_xaxes(title="transfer mechanism of the processor")
+    return _layout(fig, "EU transfers by mechanism and validity at the transfer date", height=380, barmode="stack")
+
+
+def transfers_by_quarter(df: pd.DataFrame, shield: dict) -> Chart | Html:
+    if df.empty:
+        return note("No transfer out of the EU to a registered processor.")
+    fig = go.Figure()
+    for mech, part in df.groupby("mechanism", sort=True):
+        fig.add_bar(x=part.quarter, y=part.transfers, name=mech, marker_color=MECHANISM_COLORS.get(mech),
+                    hovertemplate="%{x|%Y Q%q}: %{y:,} transfers under " + mech + "<extra></extra>")
+    bad = df.groupby("quarter", as_index=False).not_valid.sum()
+    bad = bad[bad.not_valid > 0]
+    if not bad.empty:
+        fig.add_scatter(x=bad.quarter, y=bad.not_valid, mode="markers", name="not valid at the transfer date",
+                        marker={"symbol": "x", "size": 10, "color": "#000"},
+                        hovertemplate="%{x|%Y Q%q}: %{y:,} not valid<extra></extra>")
+    _vline(fig, pd.Timestamp(shield["valid_until"]).isoformat(), "Privacy Shield invalid (Schrems II)", "#c0392b")
+    _vline(fig, pd.Timestamp(shield["dpf_valid_from"]).isoformat(), "Data Privacy Framework", "#2e86c1")
+    fig.update_yaxes(title="EU transfers per quarter")
+    fig.update_xaxes(type="date")
+    return _layout(fig, "EU transfers per quarter, by mechanism", height=380, barmode="stack")
+
+
+# -- rights, complaints, marketing ----------------------------------------------------------------
+
+def response_times(hist: pd.DataFrame, facts: dict, what: str) -> Chart | Html:
+    title = f"{what}: days to answer, against the {facts.get('deadline_days')}-day deadline"
+    if hist.empty:
+        return note(f"No {what.lower()} received by the cutoff.")
+    fig = _histogram(hist, ["answered in time", "answered late", "open, not yet due", "open, overdue"], title,
+                     "days from receipt to answer (open: to the cutoff)")
+    if facts.get("deadline_days") is not None:
+        _vline(fig, facts["deadline_days"], f"deadline {facts['deadline_days']} days", "#c0392b")
+    return _layout(fig, title, height=340, barmode="stack", bargap=0.05)
+
+
+def erasures_by_store(df: pd.DataFrame) -> Chart | Html:
+    if df.empty:
+        return note("No completed erasure request covers a stored record.")
+    d = df.assign(erased=df.covered - df.still_held - df.on_hold)
+    order = d.sort_values(["still_held", "covered"]).table_name.tolist()
+    fig = go.Figure()
+    for col, name in (("erased", "erased"), ("on_hold", "on legal hold"), ("still_held", "still held")):
+        if d[col].sum() == 0:
+            continue
+        fig.add_bar(y=d.table_name, x=d[col], orientation="h", name=name, marker_color=STATE_COLORS[name],
+                    hovertemplate="%{y}: %{x:,} " + name + "<extra></extra>")
+    fig.update_yaxes(categoryorder="array", categoryarray=order, title=None)
+    fig.update_xaxes(title="records covered by completed erasure requests")
+    return _layout(fig, "Erasures carried through, by store", height=40 * len(d) + 150, barmode="stack")
+
+
+def consent_at_send(df: pd.DataFrame) -> Chart | Html:
+    if df.empty:
+        return note("No marketing e-mail sent by the cutoff.")
+    fig = go.Figure()
+    for state in ("consent or basis in force", "no consent or basis on record", "sent after the recipient withdrew"):
+        part = df[df.state == state]
+        if part.empty:
+            continue
+        fig.add_bar(x=part.month, y=part.emails, name=state, marker_color=STATE_COLORS[state],
+                    hovertemplate="%{x|%Y-%m}: %{y:,} e-mails, " + state + "<extra></extra>")
+    fig.update_xaxes(type="date", dtick="M1" if df.month.nunique() <= 18 else None, tickformat="%Y-%m")
+    fig.update_yaxes(title="marketing e-mails sent")
+    return _layout(fig, "Consent state of the recipient when each marketing e-mail was sent", height=360,
+                   barmode="stack")

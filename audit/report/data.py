@@ -1,0 +1,657 @@
+"""Queries behind the report notebooks: a run's findings beside the export it audited.
+
+`open_run()` gives an `AuditRun`, whose DuckDB connection holds
+
+- `main.<table>`: the export's typed views (audit.export, read only);
+- `audit.active_holds`: the catalogue's shared words (audit/sql/scope.sql);
+- `audit.controls`: the controls of findings.json, one row each, in pack order;
+- `audit.violations`: the run's violations.parquet;
+- `population."<CONTROL-ID>"`: the rows each evaluated control looked at, taken
+  from the control's own SQL (its `population` CTE), so that no definition of
+  the catalogue is written a second time here.
+
+Every method aggregates in DuckDB and returns a small pandas frame (or a dict);
+no table is pulled whole into Python. Values that could be personal data are
+masked with audit.mask before they leave (`mask_frame`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from audit import export, schema
+from audit.controls import Control, cutoff, literal, load_catalogue, population_sql, render, scope_sql
+from audit.export import ident, sql_str
+from audit.findings import read_findings
+from audit.mask import mask_value
+from audit.policy import SEVERITIES, Pack, load_pack
+
+STATUSES = ("fail", "error", "not_evaluated", "pass")
+RETENTION_SUITE = "privacy_notice.retention"
+# Personal-data kind of a column, by name, for frames whose source table is unknown (queries).
+PII_BY_NAME: dict[str, str] = {col: kind for cols in schema.PII_COLUMNS.values() for col, kind in cols.items()}
+_COUNT_TAIL = "SELECT count(*) AS population FROM population"
+
+
+class RunMismatch(ValueError):
+    """The run folder holds a run of other parameters than the ones asked for."""
+
+
+def mask_frame(df: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.DataFrame:
+    """Mask every text column: by its personal-data kind when known, else scrub e-mails, phones and IPs."""
+    kinds = PII_BY_NAME if kinds is None else {**PII_BY_NAME, **kinds}
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_string_dtype(s) or s.dtype == object:
+            kind = kinds.get(str(col).lower())
+            out[col] = s.map(lambda v, k=kind: v if v is None or (not isinstance(v, str) and pd.isna(v))
+                             else mask_value(k, v))
+    return out
+
+
+def _days(later: str, earlier: str) -> str:
+    """SQL: the time between two timestamps in days (N days = N x 24 hours)."""
+    return f"(date_diff('second', {earlier}, {later}) / 86400.0)"
+
+
+@dataclass
+class AuditRun:
+    """A run folder opened for reading, with a DuckDB connection over its export."""
+
+    run_dir: Path
+    exports: Path
+    findings: dict
+    pack: Pack
+    catalogue: dict[str, Control]
+    cutoff: dt.datetime
+    con: duckdb.DuckDBPyConnection
+    problems: list[str] = field(default_factory=list)
+    _columns: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _present: set[str] = field(default_factory=set, repr=False)  # tables the export has
+
+    # -- basics -------------------------------------------------------------------------------
+
+    @property
+    def T(self) -> str:  # noqa: N802 - the catalogue's name for the cutoff
+        return literal(self.cutoff)
+
+    @property
+    def run(self) -> dict:
+        return self.findings["run"]
+
+    @property
+    def control_ids(self) -> list[str]:
+        return [c["control_id"] for c in self.findings["controls"]]
+
+    def df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """A query's (small) result as a DataFrame. Not masked: for aggregates."""
+        return self.con.execute(sql, params or []).df()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or []).fetchone()[0]
+
+    def evaluated(self, control_id: str) -> bool:
+        return control_id in self._columns
+
+    def columns(self, control_id: str) -> list[str]:
+        """The columns of a control's population view ([] when it was not evaluated)."""
+        return self._columns.get(control_id, [])
+
+    def control(self, control_id: str) -> dict:
+        """One control of the run: findings, catalogue text and rate."""
+        row = next(c for c in self.findings["controls"] if c["control_id"] == control_id)
+        c = self.catalogue[control_id]
+        rate = row["violations"] / row["population"] if row["population"] else None
+        return {**row, "section": c.section, "quote": c.quote, "remediation": c.remediation,
+                "rate": rate, "tables": sorted(c.tables)}
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- executive summary --------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        """Headline numbers of the run."""
+        row = self.con.execute("""
+            SELECT count(*), count(*) FILTER (WHERE status = 'fail'), count(*) FILTER (WHERE status = 'pass'),
+                   count(*) FILTER (WHERE status = 'not_evaluated'), count(*) FILTER (WHERE status = 'error'),
+                   COALESCE(sum(violations), 0),
+                   count(*) FILTER (WHERE status = 'fail' AND severity = 'critical'),
+                   count(*) FILTER (WHERE status = 'fail' AND severity = 'high')
+            FROM audit.controls""").fetchone()
+        keys = ("controls", "failed", "passed", "not_evaluated", "error", "violations",
+                "critical_failed", "high_failed")
+        out = dict(zip(keys, (int(v) for v in row)))
+        manual = sum(1 for cl in self.pack.clauses if not cl.controls)
+        out.update(clauses=len(self.pack.clauses), manual_clauses=manual, run_id=self.run["run_id"],
+                   as_of=self.run["as_of"], policy=self.run["policy"]["name"], exports=Path(self.run["exports"]).name,
+                   tool_version=self.run["tool_version"], started_at=self.run.get("started_at"),
+                   fingerprint=self.run["input_fingerprint"], problems=list(self.run.get("problems", [])),
+                   rows=int(sum(self.run.get("row_counts", {}).values())))
+        return out
+
+    def status_by_severity(self) -> pd.DataFrame:
+        """Controls counted by severity and status (every combination, zeros included)."""
+        sev = ", ".join(f"({sql_str(s)}, {i})" for i, s in enumerate(SEVERITIES))
+        st = ", ".join(f"({sql_str(s)}, {i})" for i, s in enumerate(STATUSES))
+        return self.df(f"""
+            SELECT s.severity, st.status, count(c.control_id) AS controls,
+                   CAST(COALESCE(sum(c.violations), 0) AS BIGINT) AS violations
+            FROM (VALUES {sev}) s(severity, s_rank) CROSS JOIN (VALUES {st}) st(status, st_rank)
+            LEFT JOIN audit.controls c ON c.severity = s.severity AND c.status = st.status
+            GROUP BY s.severity, st.status, s_rank, st_rank ORDER BY s_rank, st_rank""")
+
+    def control_rates(self) -> pd.DataFrame:
+        """Every control with population, violations and violation rate, in pack order."""
+        return self.df("""
+            SELECT control_id, title, severity, status, population, violations,
+                   CASE WHEN population > 0 THEN violations / population END AS rate
+            FROM audit.controls ORDER BY ord""")
+
+    def failed_controls(self) -> pd.DataFrame:
+        """Failed controls, most severe first, then by violations."""
+        sev = ", ".join(f"({sql_str(s)}, {i})" for i, s in enumerate(SEVERITIES))
+        return self.df(f"""
+            SELECT c.control_id, c.title, c.severity, c.violations, c.population,
+                   round(100.0 * c.violations / nullif(c.population, 0), 2) AS rate_pct
+            FROM audit.controls c JOIN (VALUES {sev}) s(severity, s_rank) USING (severity)
+            WHERE c.status = 'fail' ORDER BY s_rank, c.violations DESC, c.ord""")
+
+    def traceability(self) -> list[dict]:
+        """Clause by clause: the notice's words, the controls testing them with status, manual notes."""
+        by_id = {c["control_id"]: c for c in self.findings["controls"]}
+        out = []
+        for cl in self.pack.clauses:
+            controls = [{"control_id": cid, "status": by_id[cid]["status"], "violations": by_id[cid]["violations"],
+                         "severity": by_id[cid]["severity"]} for cid in cl.controls if cid in by_id]
+            statuses = {c["status"] for c in controls}
+            overall = ("manual" if not controls else
+                       next((s for s in STATUSES if s in statuses), "pass"))
+            out.append({"clause_id": cl.id, "section": cl.section, "quote": cl.quote, "controls": controls,
+                        "manual": cl.manual, "status": overall})
+        return out
+
+    def evidence(self, control_id: str, n: int = 5) -> pd.DataFrame:
+        """The first `n` violations of a control, masked, with the record's personal data (masked) beside them."""
+        rows = self.df("""
+            SELECT table_name, record_id, customer_id, CAST(event_at AS DATE) AS event_date,
+                   CAST(due_at AS DATE) AS due_date, detail
+            FROM audit.violations WHERE control_id = ?
+            ORDER BY due_at NULLS LAST, event_at NULLS LAST, table_name, record_id LIMIT ?""", [control_id, n])
+        if rows.empty:
+            return mask_frame(rows)
+        personal = {}
+        for table, group in rows.groupby("table_name"):
+            contract = schema.TABLES.get(table)
+            cols = [c for c, k in schema.PII_COLUMNS.get(table, {}).items()
+                    if k in (schema.EMAIL, schema.PHONE, schema.IP)]
+            if not contract or not cols:
+                continue
+            ids = list(group["record_id"].astype(str))
+            got = self.con.execute(
+                f"SELECT DISTINCT ON ({contract.key}) CAST({contract.key} AS VARCHAR), {', '.join(cols)} "
+                f"FROM main.{ident(table)} WHERE CAST({contract.key} AS VARCHAR) IN "
+                f"({', '.join('?' for _ in ids)})", ids).fetchall()
+            for key, *values in got:
+                shown = [f"{c} {mask_value(schema.PII_COLUMNS[table][c], v)}" for c, v in zip(cols, values) if v]
+                personal[(table, key)] = "; ".join(shown)
+        rows["personal_data_masked"] = [personal.get((t, str(r)), "") for t, r in zip(rows.table_name, rows.record_id)]
+        return mask_frame(rows)
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def retention_controls(self) -> list[str]:
+        """Evaluated retention controls whose population has a trigger time and a due time."""
+        return [cid for cid in self.control_ids
+                if self.catalogue[cid].suite == RETENTION_SUITE
+                and {"trigger_at", "due_at", "record_id"} <= set(self.columns(cid))]
+
+    def _table_of(self, control_id: str) -> str:
+        return self.catalogue[control_id].requires[0][0]
+
+    def overdue_by_table(self) -> pd.DataFrame:
+        """Retention violations (records held past their due date) by table and control."""
+        ids = self._suite_ids(RETENTION_SUITE)
+        return self.df(f"""
+            SELECT table_name, control_id, count(*) AS overdue
+            FROM audit.violations WHERE control_id IN ({ids})
+            GROUP BY ALL ORDER BY overdue DESC, table_name""")
+
+    def overdue_by_customer(self, top: int = 15) -> pd.DataFrame:
+        """Retention violations by customer (the top `top` customers) and table."""
+        ids = self._suite_ids(RETENTION_SUITE)
+        df = self.df(f"""
+            WITH v AS (SELECT COALESCE(customer_id, '(no customer)') AS customer_id, table_name
+                       FROM audit.violations WHERE control_id IN ({ids})),
+            top AS (SELECT customer_id, count(*) AS total FROM v GROUP BY 1 ORDER BY total DESC, customer_id LIMIT ?),
+            names AS (SELECT customer_id, min(name) AS customer_name FROM main.customers GROUP BY 1)
+            SELECT v.customer_id, n.customer_name, v.table_name, count(*) AS overdue, any_value(top.total) AS total
+            FROM v JOIN top USING (customer_id) LEFT JOIN names n USING (customer_id)
+            GROUP BY ALL ORDER BY total DESC, v.customer_id, v.table_name""", [top])
+        return mask_frame(df)
+
+    def age_histogram(self, control_id: str, bins: int = 40) -> tuple[pd.DataFrame, dict]:
+        """Ages (days since the trigger, at the cutoff) of the records a retention control holds.
+
+        Returns (bins: bin_start, bin_end, state, records) and facts: the most common limit
+        in days, how many records have another limit, counts by state.
+        """
+        table = self._table_of(control_id)
+        pop = f"population.{ident(control_id)}"
+        age = _days(self.T, "p.trigger_at")
+        source = f"""
+            SELECT {age} AS x,
+                   CASE WHEN p.due_at IS NULL OR p.due_at >= {self.T} THEN 'within limit'
+                        WHEN h.record_id IS NOT NULL THEN 'overdue, on legal hold'
+                        ELSE 'overdue' END AS state
+            FROM {pop} p
+            LEFT JOIN (SELECT DISTINCT record_id FROM audit.active_holds WHERE table_name = {sql_str(table)}) h
+              ON h.record_id = p.record_id
+            WHERE p.trigger_at IS NOT NULL"""
+        hist = self._histogram(source, bins)
+        facts = self.con.execute(f"""
+            WITH l AS (SELECT round({_days('due_at', 'trigger_at')}) AS limit_days FROM {pop}
+                       WHERE due_at IS NOT NULL AND trigger_at IS NOT NULL)
+            SELECT mode(limit_days), count(*) FILTER (WHERE limit_days <> (SELECT mode(limit_days) FROM l)),
+                   count(*) FROM l""").fetchone()
+        counts = hist.groupby("state")["records"].sum().to_dict() if not hist.empty else {}
+        return hist, {"limit_days": None if facts[0] is None else int(facts[0]), "other_limits": int(facts[1]),
+                      "records": int(facts[2]), "by_state": {k: int(v) for k, v in counts.items()},
+                      "table": table}
+
+    def days_overdue(self) -> pd.DataFrame:
+        """Days past due at the cutoff of every retention violation: quartiles by control."""
+        ids = self._suite_ids(RETENTION_SUITE)
+        d = f"floor({_days(self.T, 'due_at')})"
+        return self.df(f"""
+            SELECT control_id, any_value(table_name) AS table_name, count(*) AS overdue,
+                   min({d}) AS min, quantile_cont({d}, 0.25) AS q1, median({d}) AS median,
+                   quantile_cont({d}, 0.75) AS q3, max({d}) AS max
+            FROM audit.violations WHERE control_id IN ({ids}) AND due_at < {self.T}
+            GROUP BY control_id ORDER BY control_id""")
+
+    def retention_overrides(self, control_id: str = "RET-01") -> pd.DataFrame:
+        """Customers whose contract overrides the policy's retention period, with what it means at the cutoff."""
+        if not {"period_source", "period_days", "customer_id"} <= set(self.columns(control_id)):
+            return pd.DataFrame(columns=["customer_id", "customer_name", "period_days", "held", "overdue"])
+        pop = f"population.{ident(control_id)}"
+        df = self.df(f"""
+            WITH names AS (SELECT customer_id, min(name) AS customer_name FROM main.customers GROUP BY 1),
+            v AS (SELECT record_id FROM audit.violations WHERE control_id = ?)
+            SELECT p.customer_id, n.customer_name, p.period_days, count(*) AS held,
+                   count(v.record_id) AS overdue,
+                   count(*) FILTER (WHERE p.due_at < {self.T} AND v.record_id IS NULL) AS overdue_on_hold
+            FROM {pop} p LEFT JOIN names n USING (customer_id)
+            LEFT JOIN (SELECT DISTINCT record_id FROM v) v ON v.record_id = p.record_id
+            WHERE p.period_source = 'contract override'
+            GROUP BY ALL ORDER BY p.period_days, p.customer_id""", [control_id])
+        return mask_frame(df)
+
+    def legal_holds(self) -> pd.DataFrame:
+        """Legal holds by table and reason: holds, active at the cutoff, overdue records they exempt."""
+        parts = [f"SELECT {sql_str(self._table_of(cid))} AS table_name, record_id FROM population.{ident(cid)} "
+                 f"WHERE due_at < {self.T}" for cid in self.retention_controls()]
+        overdue = " UNION ".join(parts) or "SELECT NULL::VARCHAR AS table_name, NULL::VARCHAR AS record_id WHERE false"
+        df = self.df(f"""
+            WITH h AS (
+              SELECT lower(trim(table_name)) AS table_name, record_id, reason, placed_at, released_at,
+                     placed_at <= {self.T} AND (released_at IS NULL OR released_at > {self.T}) AS active
+              FROM main.legal_holds),
+            due AS ({overdue})
+            SELECT h.table_name, h.reason, count(*) AS holds, count(*) FILTER (WHERE h.active) AS active_at_cutoff,
+                   count(DISTINCT h.record_id) FILTER (WHERE h.active AND d.record_id IS NOT NULL)
+                     AS overdue_records_exempted,
+                   CAST(min(h.placed_at) AS DATE) AS first_placed, CAST(max(h.released_at) AS DATE) AS last_released
+            FROM h LEFT JOIN due d ON d.table_name = h.table_name AND d.record_id = h.record_id
+            GROUP BY ALL ORDER BY active_at_cutoff DESC, holds DESC, h.table_name""")
+        return mask_frame(df)
+
+    # -- processors and transfers -------------------------------------------------------------
+
+    def contract_timeline(self, top: int = 40) -> pd.DataFrame:
+        """Processor contracts (signed, expires) beside their transfers up to the cutoff; the `top` busiest."""
+        df = self.df(f"""
+            WITH t AS (SELECT processor_id, count(*) AS transfers, min(transferred_at) AS first_transfer,
+                              max(transferred_at) AS last_transfer
+                       FROM main.data_transfers WHERE transferred_at <= {self.T} GROUP BY 1),
+            p AS (SELECT processor_id, min(name) AS name, min(contract_signed_at) AS contract_signed_at,
+                         max(contract_expires_at) AS contract_expires_at,
+                         bool_or(contract_expires_at IS NULL) AS open_ended,
+                         string_agg(DISTINCT transfer_mechanism, ', ') AS mechanism
+                  FROM main.processors WHERE processor_id IS NOT NULL GROUP BY 1)
+            SELECT COALESCE(p.processor_id, t.processor_id, '(none)') AS processor_id, p.name,
+                   p.contract_signed_at, CASE WHEN p.open_ended THEN NULL ELSE p.contract_expires_at END
+                     AS contract_expires_at, p.mechanism,
+                   COALESCE(t.transfers, 0) AS transfers, t.first_transfer, t.last_transfer,
+                   p.processor_id IS NULL AS unregistered
+            FROM p FULL JOIN t ON t.processor_id = p.processor_id
+            ORDER BY transfers DESC, processor_id LIMIT ?""", [top])
+        return mask_frame(df)
+
+    def transfers_by_month(self, processors: list[str] | None = None) -> pd.DataFrame:
+        """Transfers per processor and month, split by whether a contract covered them (PRC-01, PRC-02)."""
+        where = ""
+        params: list = []
+        if processors is not None:
+            if not processors:
+                return pd.DataFrame(columns=["processor_id", "month", "coverage", "transfers", "records"])
+            where = f"AND t.processor_id IN ({', '.join('?' for _ in processors)})"
+            params = list(processors)
+        return self.df(f"""
+            WITH v AS (SELECT record_id, min(control_id) AS control_id FROM audit.violations
+                       WHERE control_id IN ('PRC-01', 'PRC-02') GROUP BY 1),
+            t AS (SELECT COALESCE(t.processor_id, '(none)') AS processor_id,
+                         date_trunc('month', t.transferred_at) AS month, t.record_count,
+                         CASE v.control_id WHEN 'PRC-01' THEN 'unregistered processor'
+                                           WHEN 'PRC-02' THEN 'outside its contract'
+                                           ELSE 'under contract' END AS coverage
+                  FROM main.data_transfers t LEFT JOIN v ON v.record_id = t.transfer_id
+                  WHERE t.transferred_at <= {self.T} {where})
+            SELECT processor_id, month, coverage, count(*) AS transfers, COALESCE(sum(record_count), 0) AS records
+            FROM t GROUP BY ALL ORDER BY month, processor_id, coverage""", params)
+
+    def _transfer_validity(self) -> str:
+        """SQL: PRC-05's population with the validity of each transfer at its own date."""
+        adequate = literal(self.pack.value("PRC-05", "adequate_countries"))
+        return f"""
+            SELECT p.*, COALESCE(p.mechanism, 'none') AS mech, r.record_count,
+                   CASE WHEN v.record_id IS NOT NULL THEN 'not valid at transfer date'
+                        WHEN p.destination_country IN {adequate} THEN 'adequate country, no mechanism needed'
+                        ELSE 'valid mechanism at transfer date' END AS validity
+            FROM population."PRC-05" p
+            LEFT JOIN (SELECT DISTINCT record_id FROM audit.violations WHERE control_id = 'PRC-05') v
+              ON v.record_id = p.transfer_id
+            LEFT JOIN (SELECT transfer_id, any_value(record_count) AS record_count
+                       FROM main.data_transfers GROUP BY 1) r ON r.transfer_id = p.transfer_id"""
+
+    def transfers_by_mechanism(self) -> pd.DataFrame:
+        """EU transfers (PRC-05's population) by mechanism and validity at the transfer date."""
+        if not self.evaluated("PRC-05"):
+            return pd.DataFrame(columns=["mechanism", "validity", "transfers", "records"])
+        return self.df(f"""
+            SELECT mech AS mechanism, validity, count(*) AS transfers, COALESCE(sum(record_count), 0) AS records
+            FROM ({self._transfer_validity()}) GROUP BY ALL ORDER BY mechanism, validity""")
+
+    def transfers_by_quarter(self) -> pd.DataFrame:
+        """EU transfers by quarter and mechanism, with how many were not valid at their date."""
+        if not self.evaluated("PRC-05"):
+            return pd.DataFrame(columns=["quarter", "mechanism", "transfers", "not_valid"])
+        return self.df(f"""
+            SELECT date_trunc('quarter', transferred_at) AS quarter, mech AS mechanism, count(*) AS transfers,
+                   count(*) FILTER (WHERE validity = 'not valid at transfer date') AS not_valid
+            FROM ({self._transfer_validity()}) WHERE transferred_at IS NOT NULL
+            GROUP BY ALL ORDER BY quarter, mechanism""")
+
+    def privacy_shield(self) -> dict:
+        """Reliance on the EU-US Privacy Shield: transfers under it before and after its invalidation."""
+        mech = self.pack.value("PRC-05", "privacy_shield_mechanism")
+        until = self.pack.value("PRC-05", "privacy_shield_valid_until")
+        facts = {"mechanism": mech, "valid_until": until, "dpf_valid_from": self.pack.value("PRC-05", "dpf_valid_from"),
+                 "before": 0, "after": 0, "not_valid": 0, "records_not_valid": 0, "processors_not_valid": 0,
+                 "last_not_valid": None}
+        if not self.evaluated("PRC-05"):
+            return facts
+        bad = "validity = 'not valid at transfer date'"
+        row = self.con.execute(f"""
+            SELECT count(*) FILTER (WHERE transferred_at < {literal(until)}),
+                   count(*) FILTER (WHERE transferred_at >= {literal(until)}),
+                   count(*) FILTER (WHERE {bad}),
+                   COALESCE(sum(record_count) FILTER (WHERE {bad}), 0),
+                   count(DISTINCT processor_id) FILTER (WHERE {bad}),
+                   CAST(max(transferred_at) FILTER (WHERE {bad}) AS DATE)
+            FROM ({self._transfer_validity()}) WHERE mech = ?""", [mech]).fetchone()
+        facts.update(before=int(row[0]), after=int(row[1]), not_valid=int(row[2]), records_not_valid=int(row[3]),
+                     processors_not_valid=int(row[4]), last_not_valid=row[5])
+        return facts
+
+    def expiring_contracts(self) -> pd.DataFrame:
+        """Contracts that expire within PRC-06's window after the cutoff, with recent transfers."""
+        if not self.evaluated("PRC-06"):
+            return pd.DataFrame(columns=["processor_id", "name", "contract_id", "expires", "days_left",
+                                         "recent_transfers", "flagged"])
+        window = int(self.pack.value("PRC-06", "expiry_window_days"))
+        df = self.df(f"""
+            WITH names AS (SELECT processor_id, min(name) AS name FROM main.processors GROUP BY 1),
+            v AS (SELECT DISTINCT record_id FROM audit.violations WHERE control_id = 'PRC-06')
+            SELECT p.processor_id, n.name, p.contract_id, CAST(p.contract_expires_at AS DATE) AS expires,
+                   date_diff('day', {self.T}, p.contract_expires_at) AS days_left, p.recent_transfers,
+                   v.record_id IS NOT NULL AS flagged
+            FROM population."PRC-06" p LEFT JOIN names n USING (processor_id)
+            LEFT JOIN v ON v.record_id = p.processor_id
+            WHERE p.contract_expires_at > {self.T} AND p.contract_expires_at <= {self.T} + {window} * INTERVAL 1 DAY
+            ORDER BY p.contract_expires_at, p.processor_id""")
+        return mask_frame(df)
+
+    # -- rights, complaints, marketing --------------------------------------------------------
+
+    def _response_source(self, control_id: str, answered: str) -> str:
+        days = f"{_days(f'CASE WHEN {answered} <= {self.T} THEN {answered} ELSE {self.T} END', 'received_at')}"
+        return f"""
+            SELECT {days} AS x,
+                   CASE WHEN {answered} <= {self.T} AND {answered} <= due_at THEN 'answered in time'
+                        WHEN {answered} <= {self.T} THEN 'answered late'
+                        WHEN due_at >= {self.T} THEN 'open, not yet due'
+                        ELSE 'open, overdue' END AS state
+            FROM population.{ident(control_id)} WHERE received_at IS NOT NULL"""
+
+    def response_times(self, control_id: str, bins: int = 40) -> tuple[pd.DataFrame, dict]:
+        """Days to answer (or open so far) of DSR-01's requests or CMP-01's complaints, against the deadline."""
+        cols = set(self.columns(control_id))
+        answered = next((c for c in ("completed_at", "responded_at") if c in cols), None)
+        if answered is None or "received_at" not in cols:
+            return pd.DataFrame(columns=["bin_start", "bin_end", "state", "records"]), {"deadline_days": None}
+        source = self._response_source(control_id, answered)
+        hist = self._histogram(source, bins, width_min=1)
+        deadline = int(self.pack.value(control_id, "response_days"))
+        stats = self.con.execute(f"SELECT count(*), median(x), quantile_cont(x, 0.9) FROM ({source})").fetchone()
+        counts = hist.groupby("state")["records"].sum().to_dict() if not hist.empty else {}
+        return hist, {"deadline_days": deadline, "total": int(stats[0]),
+                      "median_days": None if stats[1] is None else float(stats[1]),
+                      "p90_days": None if stats[2] is None else float(stats[2]),
+                      "by_state": {k: int(v) for k, v in counts.items()}}
+
+    def requests_by_type(self) -> pd.DataFrame:
+        """Privacy requests by type: how many, answered late, open past the deadline, median days."""
+        if not {"request_type", "received_at", "completed_at", "due_at"} <= set(self.columns("DSR-01")):
+            return pd.DataFrame(columns=["request_type", "requests", "late_or_overdue", "median_days"])
+        source = self._response_source("DSR-01", "completed_at").replace(
+            "SELECT ", "SELECT COALESCE(request_type, 'unknown') AS request_type, ", 1)
+        return self.df(f"""
+            SELECT request_type, count(*) AS requests,
+                   count(*) FILTER (WHERE state IN ('answered late', 'open, overdue')) AS late_or_overdue,
+                   round(median(x), 1) AS median_days
+            FROM ({source}) GROUP BY 1 ORDER BY requests DESC, request_type""")
+
+    def erasures_by_store(self) -> pd.DataFrame:
+        """Records covered by completed erasure requests (DSR-02's population), by store: erased or still held."""
+        if not self.evaluated("DSR-02"):
+            return pd.DataFrame(columns=["table_name", "covered", "still_held", "on_hold"])
+        return self.df(f"""
+            WITH v AS (SELECT DISTINCT table_name, record_id FROM audit.violations WHERE control_id = 'DSR-02')
+            SELECT p.table_name, count(*) AS covered, count(v.record_id) AS still_held,
+                   count(*) FILTER (WHERE v.record_id IS NULL
+                                    AND (p.deleted_at IS NULL OR p.deleted_at > {self.T})
+                                    AND (p.anonymized_at IS NULL OR p.anonymized_at > {self.T})) AS on_hold
+            FROM population."DSR-02" p
+            LEFT JOIN v ON v.table_name = p.table_name AND v.record_id = p.record_id
+            GROUP BY 1 ORDER BY still_held DESC, p.table_name""")
+
+    def consent_at_send(self) -> pd.DataFrame:
+        """Marketing e-mails by month and the recipient's consent state when each was sent (MKT-02, MKT-03)."""
+        if not self.evaluated("MKT-02"):
+            return pd.DataFrame(columns=["month", "state", "emails"])
+        return self.df("""
+            WITH v AS (SELECT record_id, min(control_id) AS control_id FROM audit.violations
+                       WHERE control_id IN ('MKT-02', 'MKT-03') GROUP BY 1)
+            SELECT date_trunc('month', p.sent_at) AS month,
+                   CASE v.control_id WHEN 'MKT-02' THEN 'no consent or basis on record'
+                                     WHEN 'MKT-03' THEN 'sent after the recipient withdrew'
+                                     ELSE 'consent or basis in force' END AS state,
+                   count(*) AS emails
+            FROM population."MKT-02" p LEFT JOIN v ON v.record_id = p.message_id
+            WHERE p.sent_at IS NOT NULL
+            GROUP BY ALL ORDER BY month, state""")
+
+    def marketing_by_campaign(self, top: int = 15) -> pd.DataFrame:
+        """Campaigns with e-mails sent, and how many broke MKT-01, MKT-02 or MKT-03."""
+        if not self.evaluated("MKT-01"):
+            return pd.DataFrame(columns=["campaign", "emails", "no_unsubscribe_link", "no_consent", "after_withdrawal"])
+        df = self.df("""
+            WITH v AS (SELECT control_id, record_id FROM audit.violations WHERE control_id LIKE 'MKT-%')
+            SELECT COALESCE(p.campaign, '(none)') AS campaign, count(DISTINCT p.message_id) AS emails,
+                   count(DISTINCT p.message_id) FILTER (WHERE v.control_id = 'MKT-01') AS no_unsubscribe_link,
+                   count(DISTINCT p.message_id) FILTER (WHERE v.control_id = 'MKT-02') AS no_consent,
+                   count(DISTINCT p.message_id) FILTER (WHERE v.control_id = 'MKT-03') AS after_withdrawal
+            FROM population."MKT-01" p LEFT JOIN v ON v.record_id = p.message_id
+            GROUP BY 1 ORDER BY no_consent + after_withdrawal + no_unsubscribe_link DESC, emails DESC LIMIT ?""",
+                     [top])
+        return mask_frame(df)
+
+    # -- explorer helpers ---------------------------------------------------------------------
+
+    def tables(self) -> pd.DataFrame:
+        """The export's tables: rows, columns, and which columns hold personal data."""
+        names = [r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+        if not names:
+            return pd.DataFrame(columns=["table", "rows", "columns", "personal_data"])
+        counts = dict(self.con.execute(" UNION ALL ".join(
+            f"SELECT {sql_str(n)}, count(*) FROM main.{ident(n)}" for n in names)).fetchall())
+        cols = {}
+        for n, c in self.con.execute("SELECT table_name, count(*) FROM information_schema.columns "
+                                     "WHERE table_schema = 'main' GROUP BY 1").fetchall():
+            cols[n] = c
+        return pd.DataFrame([{"table": n, "rows": counts.get(n, 0), "columns": cols.get(n, 0),
+                              "in_export": n in self._present,
+                              "personal_data": ", ".join(f"{c} ({k})" for c, k in
+                                                         schema.PII_COLUMNS.get(n, {}).items())}
+                             for n in names])
+
+    def peek(self, table: str, n: int = 5) -> pd.DataFrame:
+        """The first `n` rows of a table, personal data masked."""
+        df = self.df(f"SELECT * FROM main.{ident(table)} LIMIT ?", [n])
+        return mask_frame(df, schema.PII_COLUMNS.get(table, {}))
+
+    def query(self, sql: str, limit: int = 1000) -> pd.DataFrame:
+        """Any query over the export (and the audit.* / population.* views), at most `limit` rows, masked."""
+        return mask_frame(self.con.sql(sql).limit(limit).df())
+
+    def violations(self, control_id: str | None = None, n: int = 50) -> pd.DataFrame:
+        """Violations of the run (of one control), masked."""
+        where, params = ("WHERE control_id = ?", [control_id]) if control_id else ("", [])
+        return mask_frame(self.df(f"SELECT * FROM audit.violations {where} "
+                                  f"ORDER BY control_id, table_name, record_id LIMIT ?", params + [n]))
+
+    def population(self, control_id: str, n: int = 50) -> pd.DataFrame:
+        """The rows a control looked at (first `n`), masked."""
+        if not self.evaluated(control_id):
+            raise KeyError(f"{control_id} was not evaluated in this run")
+        return mask_frame(self.df(f"SELECT * FROM population.{ident(control_id)} LIMIT ?", [n]))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _suite_ids(self, suite: str) -> str:
+        ids = [cid for cid in self.control_ids if self.catalogue[cid].suite == suite]
+        return ", ".join(sql_str(i) for i in ids) or "NULL"
+
+    def _histogram(self, source: str, bins: int, width_min: float = 1) -> pd.DataFrame:
+        """Counts of `x` in equal bins of a round width, by `state`, all in DuckDB."""
+        return self.df(f"""
+            WITH s AS ({source}),
+            r AS (SELECT greatest((max(x) - least(min(x), 0)) / {int(bins)}, {float(width_min)}) AS raw FROM s),
+            w AS (SELECT CASE WHEN raw IS NULL THEN 1
+                              ELSE pow(10, floor(log10(raw))) *
+                                   CASE WHEN raw / pow(10, floor(log10(raw))) <= 1 THEN 1
+                                        WHEN raw / pow(10, floor(log10(raw))) <= 2 THEN 2
+                                        WHEN raw / pow(10, floor(log10(raw))) <= 5 THEN 5 ELSE 10 END
+                         END AS width FROM r)
+            SELECT floor(s.x / w.width) * w.width AS bin_start, floor(s.x / w.width) * w.width + w.width AS bin_end,
+                   s.state, count(*) AS records
+            FROM s, w WHERE s.x IS NOT NULL
+            GROUP BY ALL ORDER BY bin_start, state""")
+
+
+def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str | None = None,
+             policy: str | Path | None = None) -> AuditRun:
+    """Open a run folder; check the export into it first when it holds no findings yet.
+
+    `exports`, `as_of` and `policy` are what the run is of: they create the run
+    when `run_dir` has none, and must agree with it when it has one.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "findings.json").is_file():
+        if exports is None:
+            raise FileNotFoundError(f"{run_dir}: no findings.json, and no exports to check into it")
+        from audit.engine import check
+
+        check(exports, run_dir, as_of=as_of, policy=policy)
+    findings = read_findings(run_dir)
+    run = findings["run"]
+    t = cutoff(run["as_of"])
+    if as_of is not None and cutoff(str(as_of)) != t:
+        raise RunMismatch(f"{run_dir} holds a run as of {run['as_of']}, not {as_of}: "
+                          f"choose another run_dir, or delete that folder to check again")
+    recorded = Path(run["exports"])
+    if exports is not None and Path(exports).resolve() != recorded.resolve():
+        raise RunMismatch(f"{run_dir} holds a run of {recorded}, not {Path(exports).resolve()}: "
+                          f"choose another run_dir, or delete that folder to check again")
+    source = recorded if recorded.is_dir() else Path(exports) if exports else recorded
+    pack_path = policy or (run["policy"]["path"] if Path(run["policy"]["path"]).is_dir() else None)
+    pack = load_pack(pack_path)
+    if pack.digest != run["policy"]["sha256"]:
+        raise RunMismatch(f"{run_dir} was checked with another version of policy pack {run['policy']['name']}: "
+                          f"choose another run_dir, or delete that folder to check again")
+    catalogue = load_catalogue()
+    con = export.connect()
+    try:
+        ex = export.load(source, con)
+        con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+        con.execute(scope_sql(t))
+        _attach_findings(con, run_dir, findings, catalogue)
+        columns = _attach_populations(con, findings, pack, catalogue, t)
+    except BaseException:
+        con.close()
+        raise
+    return AuditRun(run_dir=run_dir, exports=source, findings=findings, pack=pack, catalogue=catalogue, cutoff=t,
+                    con=con, problems=[str(p) for p in ex.problems], _columns=columns, _present=set(ex.sources))
+
+
+def _attach_findings(con: duckdb.DuckDBPyConnection, run_dir: Path, findings: dict,
+                     catalogue: dict[str, Control]) -> None:
+    rows = [(i, c["control_id"], c["title"], c["severity"], c["status"], int(c["violations"]),
+             int(c["population"]), c["message"], catalogue[c["control_id"]].section,
+             catalogue[c["control_id"]].suite) for i, c in enumerate(findings["controls"])]
+    con.execute("CREATE OR REPLACE TABLE audit.controls (ord INTEGER, control_id VARCHAR, title VARCHAR, "
+                "severity VARCHAR, status VARCHAR, violations BIGINT, population BIGINT, message VARCHAR, "
+                "section VARCHAR, suite VARCHAR)")
+    if rows:
+        con.executemany("INSERT INTO audit.controls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    parquet = (run_dir / "violations.parquet").resolve()
+    con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * FROM read_parquet({sql_str(str(parquet))})")
+
+
+def _attach_populations(con: duckdb.DuckDBPyConnection, findings: dict, pack: Pack,
+                        catalogue: dict[str, Control], t: dt.datetime) -> dict[str, list[str]]:
+    """A view of every evaluated control's population, from the control's own SQL; their columns."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS population")
+    columns = {}
+    for c in findings["controls"]:
+        cid = c["control_id"]
+        if c["status"] not in ("pass", "fail") or cid not in pack.controls:
+            continue
+        counted = population_sql(render(catalogue[cid], pack, t))
+        if not counted.endswith(_COUNT_TAIL):
+            continue
+        body = counted[: -len(_COUNT_TAIL)] + "SELECT * FROM population"
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW population.{ident(cid)} AS {body}")
+            columns[cid] = [r[0] for r in con.execute(f"DESCRIBE population.{ident(cid)}").fetchall()]
+        except duckdb.Error:
+            con.execute(f"DROP VIEW IF EXISTS population.{ident(cid)}")
+    return columns

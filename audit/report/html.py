@@ -1,0 +1,256 @@
+"""HTML pieces of the report (cover, tiles, tables, one section per control).
+
+Every piece is an `Html` object that Jupyter displays as text/html. Styles are
+inline so that a piece looks the same in JupyterLab and in report.html. Every
+value is escaped; the frames given here come from audit.report.data, masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as _html
+import math
+from typing import Iterable
+
+import pandas as pd
+
+STATUS_STYLE = {
+    "fail": ("#fff", "#c0392b", "failed"), "error": ("#fff", "#e67e22", "error"),
+    "not_evaluated": ("#fff", "#7f8c8d", "not evaluated"), "pass": ("#fff", "#2e8b57", "passed"),
+    "manual": ("#34495e", "#e5e8eb", "manual"),
+}
+SEVERITY_STYLE = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#b7950b", "low": "#2e86c1"}
+BORDER = "#dde1e5"
+
+
+class Html:
+    """A piece of HTML that Jupyter (and nbconvert) shows as text/html."""
+
+    def __init__(self, markup: str):
+        self.markup = markup
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __str__(self) -> str:
+        return self.markup
+
+    def __add__(self, other: "Html") -> "Html":
+        return Html(self.markup + str(other))
+
+
+def esc(value) -> str:
+    return _html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value) -> str:
+    """A cell value as text: integers with separators, dates without midnight, blanks for missing."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if value is pd.NaT or (not isinstance(value, (str, bytes, list, tuple, dict)) and pd.isna(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() else f"{value:,.1f}"
+    if isinstance(value, pd.Timestamp) or isinstance(value, dt.datetime):
+        ts = pd.Timestamp(value)
+        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def badge(status: str) -> str:
+    fg, bg, label = STATUS_STYLE.get(status, ("#fff", "#7f8c8d", status))
+    return (f'<span class="audit-badge audit-{esc(status)}" style="display:inline-block;padding:1px 8px;'
+            f'border-radius:10px;font-size:0.85em;font-weight:600;color:{fg};background:{bg}">{esc(label)}</span>')
+
+
+def severity(sev: str) -> str:
+    color = SEVERITY_STYLE.get(sev, "#7f8c8d")
+    return (f'<span class="audit-severity" style="display:inline-block;padding:0 7px;border-radius:10px;'
+            f'font-size:0.85em;font-weight:600;color:{color};border:1px solid {color}">{esc(sev)}</span>')
+
+
+def note(text: str) -> Html:
+    return Html(f'<p class="audit-note" style="color:#566573;font-style:italic;margin:0.5em 0">{esc(text)}</p>')
+
+
+def paragraph(text: str) -> Html:
+    return Html(f'<p style="margin:0.4em 0 0.8em">{text}</p>')
+
+
+def _tile(value, label: str, color: str = "#2c3e50") -> str:
+    return (f'<div class="audit-tile" style="flex:1 1 140px;border:1px solid {BORDER};border-radius:8px;'
+            f'padding:10px 14px;background:#fff"><div style="font-size:1.9em;font-weight:700;color:{color};'
+            f'line-height:1.1">{esc(value)}</div><div style="color:#566573;font-size:0.9em">{esc(label)}</div></div>')
+
+
+def tiles(items: Iterable[tuple]) -> Html:
+    inner = "".join(_tile(*i) for i in items)
+    return Html(f'<div class="audit-tiles" style="display:flex;flex-wrap:wrap;gap:10px;margin:10px 0 16px">'
+                f'{inner}</div>')
+
+
+def cover(summary: dict, pack_title: str) -> Html:
+    """The report's first screen: what was audited, when, and the headline numbers."""
+    as_of = summary["as_of"].replace("T23:59:59.999999Z", " (end of day, UTC)")
+    meta = [("Cutoff", as_of), ("Export", summary["exports"]), ("Policy pack", summary["policy"]),
+            ("Run", summary["run_id"]), ("Checked", (summary.get("started_at") or "")[:19].replace("T", " ")),
+            ("Tool", f"audit {summary['tool_version']}"), ("Input SHA-256", summary["fingerprint"][:16] + "…")]
+    rows = "".join(f'<tr><th style="text-align:left;padding:1px 14px 1px 0;color:#566573;font-weight:500">{esc(k)}'
+                   f'</th><td style="padding:1px 0">{esc(v)}</td></tr>' for k, v in meta)
+    failed_color = "#c0392b" if summary["failed"] else "#2e8b57"
+    t = tiles([
+        (f"{summary['failed']} / {summary['controls']}", "controls failed", failed_color),
+        (summary["critical_failed"], "critical controls failed", "#7b1f1f" if summary["critical_failed"] else "#2e8b57"),
+        (f"{summary['violations']:,}", "violations found", "#2c3e50"),
+        (summary["passed"], "controls passed", "#2e8b57"),
+        (summary["not_evaluated"] + summary["error"], "not evaluated or in error",
+         "#e67e22" if summary["not_evaluated"] + summary["error"] else "#2c3e50"),
+        (f"{summary['manual_clauses']} / {summary['clauses']}", "clauses needing a manual check", "#34495e"),
+    ])
+    problems = ""
+    if summary.get("problems"):
+        items = "".join(f"<li>{esc(p)}</li>" for p in summary["problems"])
+        problems = (f'<div style="border-left:4px solid #e67e22;background:#fef5e7;padding:6px 12px;margin:8px 0">'
+                    f'<b>The export could not be read in full:</b><ul style="margin:4px 0">{items}</ul></div>')
+    return Html(
+        f'<header class="audit-cover" style="border-bottom:3px solid #2c3e50;padding-bottom:8px;margin-bottom:8px">'
+        f'<div style="color:#566573;text-transform:uppercase;letter-spacing:0.08em;font-size:0.8em">'
+        f'Privacy compliance audit</div>'
+        f'<h1 style="margin:4px 0 8px;font-size:1.8em">{esc(pack_title)}</h1>'
+        f'<table style="border-collapse:collapse;font-size:0.92em">{rows}</table></header>{t}{problems}')
+
+
+def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = "Nothing to show.",
+          max_rows: int = 200) -> Html:
+    """A frame as a plain HTML table; `columns` maps the columns to show to their headings."""
+    if df is None or df.empty:
+        return note(empty)
+    columns = columns or {c: c.replace("_", " ") for c in df.columns}
+    head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER}">{esc(h)}</th>'
+                   for h in columns.values())
+    body = []
+    for rec in df.head(max_rows).itertuples(index=False):
+        rec = rec._asdict() if hasattr(rec, "_asdict") else dict(zip(df.columns, rec))
+        cells = []
+        for c in columns:
+            v = rec.get(c)
+            align = "right" if isinstance(v, (int, float)) and not isinstance(v, bool) else "left"
+            cells.append(f'<td style="padding:3px 8px;border-bottom:1px solid {BORDER};text-align:{align};'
+                         f'vertical-align:top">{esc(fmt(v))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f'<p style="color:#566573;font-size:0.85em">{len(df) - max_rows:,} more rows not shown.</p>'
+            if len(df) > max_rows else "")
+    return Html(f'<div style="overflow-x:auto"><table class="audit-table" style="border-collapse:collapse;'
+                f'font-size:0.9em;margin:6px 0 12px">'
+                f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}')
+
+
+def traceability(rows: list[dict]) -> Html:
+    """Clause by clause: the notice's words, the controls that test them (linked), status, manual checks."""
+    out = []
+    for r in rows:
+        ctl = " ".join(f'<a href="#control-{esc(c["control_id"])}" style="text-decoration:none;white-space:nowrap">'
+                       f'{esc(c["control_id"])}</a>&nbsp;{badge(c["status"])}' for c in r["controls"])
+        manual = esc(r["manual"]) if r["manual"] else ""
+        out.append(
+            f'<tr><td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top;width:45%">'
+            f'<div style="color:#566573;font-size:0.85em">{esc(r["section"])}</div>“{esc(r["quote"])}”</td>'
+            f'<td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top">'
+            f'{ctl or badge("manual")}</td>'
+            f'<td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top">{badge(r["status"])}</td>'
+            f'<td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top;font-size:0.9em;'
+            f'color:#34495e">{manual}</td></tr>')
+    head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER}">{h}</th>'
+                   for h in ("Clause of the notice", "Controls", "Status", "Manual check"))
+    return Html(f'<table class="audit-table audit-trace" style="border-collapse:collapse;font-size:0.9em;width:100%">'
+                f'<thead><tr>{head}</tr></thead><tbody>{"".join(out)}</tbody></table>')
+
+
+EVIDENCE_COLUMNS = {"table_name": "table", "record_id": "record", "customer_id": "customer",
+                    "event_date": "event", "due_date": "due", "detail": "why",
+                    "personal_data_masked": "personal data (masked)"}
+
+
+def control_section(control: dict, evidence: pd.DataFrame) -> Html:
+    """One control: what it tests, population, violations, rate, masked evidence, remediation."""
+    cid = control["control_id"]
+    rate = "—" if control["rate"] is None else f"{control['rate'] * 100:.2f}%"
+    metrics = tiles([(f"{control['population']:,}", "population (rows looked at)", "#2c3e50"),
+                     (f"{control['violations']:,}", "violations", "#c0392b" if control["violations"] else "#2e8b57"),
+                     (rate, "violation rate", "#2c3e50")])
+    message = ""
+    if control["message"]:
+        color = "#e67e22" if control["status"] in ("error", "not_evaluated") else "#7f8c8d"
+        message = (f'<div style="border-left:4px solid {color};padding:4px 10px;margin:6px 0;background:#fbfcfc">'
+                   f'{esc(control["message"])}</div>')
+    if control["violations"]:
+        shown = len(evidence)
+        cols = {k: v for k, v in EVIDENCE_COLUMNS.items() if k in evidence.columns and evidence[k].notna().any()
+                and (evidence[k].astype(str) != "").any()}
+        caption = (f'<div style="font-weight:600;margin-top:8px">Evidence: first {shown} of '
+                   f'{control["violations"]:,} violations (violations.csv lists all)</div>')
+        ev = caption + str(table(evidence, cols))
+    else:
+        ev = ""
+    return Html(
+        f'<section id="control-{esc(cid)}" class="audit-control" style="border:1px solid {BORDER};border-radius:8px;'
+        f'padding:10px 16px;margin:14px 0;background:#fff">'
+        f'<h3 style="margin:2px 0 6px">{esc(cid)} · {esc(control["title"])}</h3>'
+        f'<div>{severity(control["severity"])} {badge(control["status"])} '
+        f'<span style="color:#566573;font-size:0.9em">tables: {esc(", ".join(control["tables"]))}</span></div>'
+        f'<blockquote style="margin:8px 0;padding:2px 12px;border-left:3px solid {BORDER};color:#34495e">'
+        f'<span style="color:#566573">{esc(control["section"])}</span><br>“{esc(control["quote"])}”</blockquote>'
+        f'{metrics}{message}{ev}'
+        f'<div style="margin-top:6px"><b>Remediation.</b> {esc(control["remediation"])}</div></section>')
+
+
+FAILED_COLUMNS = {"control_id": "control", "title": "commitment tested", "severity": "severity",
+                  "violations": "violations", "population": "population", "rate_pct": "rate %"}
+OVERDUE_COLUMNS = {"control_id": "control", "table_name": "table", "overdue": "overdue records",
+                   "min": "min days", "median": "median days", "max": "max days"}
+OVERRIDE_COLUMNS = {"customer_id": "customer", "customer_name": "name", "period_days": "contract period (days)",
+                    "held": "communications held", "overdue": "overdue", "overdue_on_hold": "overdue, on hold"}
+HOLD_COLUMNS = {"table_name": "table", "reason": "reason", "holds": "holds", "active_at_cutoff": "active at cutoff",
+                "overdue_records_exempted": "overdue records exempted", "first_placed": "first placed",
+                "last_released": "last released"}
+EXPIRING_COLUMNS = {"processor_id": "processor", "name": "name", "contract_id": "contract", "expires": "expires",
+                    "days_left": "days left", "recent_transfers": "recent transfers", "flagged": "flagged (PRC-06)"}
+REQUEST_COLUMNS = {"request_type": "request type", "requests": "requests", "late_or_overdue": "late or overdue",
+                   "median_days": "median days"}
+CAMPAIGN_COLUMNS = {"campaign": "campaign", "emails": "e-mails", "no_unsubscribe_link": "no unsubscribe link",
+                    "no_consent": "no consent on record", "after_withdrawal": "after withdrawal"}
+
+
+def privacy_shield(facts: dict) -> Html:
+    """One paragraph on the reliance on the EU-US Privacy Shield."""
+    until = fmt(facts["valid_until"])
+    if not facts["before"] and not facts["after"]:
+        return paragraph(f"No EU transfer relies on the Privacy Shield (<code>{esc(facts['mechanism'])}</code>).")
+    text = (f"<b>{facts['before'] + facts['after']:,}</b> EU transfers relied on the Privacy Shield: "
+            f"{facts['before']:,} before its invalidation on {esc(until)}, <b>{facts['after']:,} after</b>.")
+    if facts["not_valid"]:
+        text += (f" <b style=\"color:#c0392b\">{facts['not_valid']:,} of them</b> "
+                 f"({facts['records_not_valid']:,} records, {facts['processors_not_valid']:,} processors) went to a "
+                 f"country without adequacy with no valid mechanism; the last on {esc(fmt(facts['last_not_valid']))}.")
+    return paragraph(text)
+
+
+def response_summary(facts: dict, what: str) -> Html:
+    """One line: how many, median and 90th percentile days, late and overdue, against the deadline."""
+    if not facts.get("total"):
+        return note(f"No {what} received by the cutoff.")
+    s = facts["by_state"]
+    late, overdue = s.get("answered late", 0), s.get("open, overdue", 0)
+    return paragraph(
+        f"{facts['total']:,} {esc(what)}: median <b>{facts['median_days']:.1f} days</b>, 90th percentile "
+        f"{facts['p90_days']:.1f} days, against a deadline of {facts['deadline_days']} days. "
+        f"<b style=\"color:{'#c0392b' if late + overdue else '#2e8b57'}\">{late:,} answered late, "
+        f"{overdue:,} still open past the deadline</b>.")

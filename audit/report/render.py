@@ -1,0 +1,168 @@
+"""`audit run`'s report: papermill executes the notebooks into the run folder, nbconvert renders report.html.
+
+`render_run(result, folder)` is the engine's `after` hook: it runs in the
+temporary run folder before that folder is moved into place, so a report is
+never half-written in `--out`. The executed notebooks are kept beside
+report.html, a failed one too (papermill saves it with the error); each failure
+becomes one line: `report notebook NAME failed at cell N: Error: message`.
+
+report.html is one self-contained page: the report notebooks one after the
+other, inputs hidden, plotly.js inlined once in the head, and a template
+(audit/templates/audit_report) without the require.js, MathJax, mermaid and
+widget CDN tags of nbconvert's lab template: it loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+from audit.mask import scrub
+
+KERNEL = "audit-workbench"
+# The report's notebooks, in report order; others found in the folder follow, alphabetically.
+REPORT_ORDER = ("audit_report", "retention", "processors_transfers", "rights_complaints_marketing")
+NOT_IN_REPORT = ("explorer",)  # interactive only
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE = "audit_report"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+if not NOTEBOOKS.is_dir():  # installed as a wheel: the notebooks ship as package data
+    NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+REPORT_FILE = "report.html"
+
+
+def report_notebooks(folder: Path | None = None) -> list[Path]:
+    """The notebooks `audit run` executes, in report order."""
+    folder = Path(folder) if folder else NOTEBOOKS
+    found = {p.stem: p for p in folder.glob("*.ipynb") if p.stem not in NOT_IN_REPORT}
+    return [found[n] for n in REPORT_ORDER if n in found] + sorted(
+        (p for n, p in found.items() if n not in REPORT_ORDER), key=lambda p: p.name)
+
+
+def _kernel_manager(cwd: Path) -> type:
+    """A kernel manager class that starts its kernel in `cwd`, over CurveZMQ-encrypted sockets when it can.
+
+    papermill's own `cwd=` changes the working directory of this whole process
+    while the kernel starts, which is not safe with several notebooks at once.
+    """
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunFolderKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            if zmq.has("curve"):
+                self.transport_encryption = "auto"
+
+        async def _async_pre_start_kernel(self, **kw):
+            kw.setdefault("cwd", str(cwd))
+            return await super()._async_pre_start_kernel(**kw)
+
+    return RunFolderKernelManager
+
+
+def execute(notebook: Path, output: Path, parameters: dict, cwd: Path) -> str | None:
+    """Execute one notebook with papermill into `output` (its kernel in `cwd`); a one-line message if it fails."""
+    import papermill as pm
+    from jupyter_client.kernelspec import NoSuchKernel
+    from papermill.exceptions import PapermillException, PapermillExecutionError
+
+    name = notebook.name
+    try:
+        pm.execute_notebook(str(Path(notebook).resolve()), str(Path(output).resolve()), parameters=parameters,
+                            kernel_name=KERNEL, progress_bar=False, log_output=False,
+                            kernel_manager_class=_kernel_manager(Path(cwd).resolve()))
+    except PapermillExecutionError as exc:
+        cell = exc.exec_count if exc.exec_count is not None else exc.cell_index + 1
+        first = (str(exc.evalue).strip().splitlines() or [""])[0]
+        return scrub(f"report notebook {name} failed at cell {cell}: {exc.ename}: {first}".rstrip(": "))
+    except NoSuchKernel:
+        return (f"report notebook {name}: Jupyter kernel {KERNEL!r} is not installed "
+                f"(python -m ipykernel install --sys-prefix --name {KERNEL})")
+    except (PapermillException, RuntimeError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return scrub(f"report notebook {name} failed: {first}")
+    return None
+
+
+def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    if nb.metadata.get("title"):
+        return str(nb.metadata["title"])
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, re.M)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+def merge(notebooks: list[Path]) -> tuple[nbformat.NotebookNode, list[dict]]:
+    """One notebook of the executed ones, parameter cells left out; and its sections (id, title)."""
+    merged = nbformat.v4.new_notebook()
+    sections = []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        anchor = "section-" + re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")
+        sections.append({"id": anchor, "title": _title(nb, path.stem.replace("_", " "))})
+        first = True
+        for i, cell in enumerate(nb.cells):
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            if tags & {"parameters", "injected-parameters"}:
+                continue
+            cell = nbformat.from_dict(cell)
+            cell["id"] = f"{anchor}-{i}"
+            if first:
+                cell.metadata["audit_section"] = anchor
+                first = False
+            merged.cells.append(cell)
+        if nb.metadata.get("kernelspec") and "kernelspec" not in merged.metadata:
+            merged.metadata["kernelspec"] = nb.metadata["kernelspec"]
+            merged.metadata["language_info"] = nb.metadata.get("language_info", {})
+    return merged, sections
+
+
+def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] | None = None) -> Path:
+    """Render executed notebooks into one self-contained HTML file."""
+    from nbconvert import HTMLExporter
+    from plotly.offline import get_plotlyjs
+
+    merged, sections = merge(notebooks)
+    as_of = str(run.get("as_of", ""))[:10]
+    merged.metadata["title"] = f"Privacy compliance audit as of {as_of}" if as_of else "Privacy compliance audit"
+    exporter = HTMLExporter(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
+    resources = {"audit": {"sections": sections, "plotly_js": get_plotlyjs(), "run": run,
+                           "errors": list(errors or [])}}
+    body, _ = exporter.from_notebook_node(merged, resources=resources)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def render_run(result, folder: Path, notebooks: Path | None = None) -> list[str]:
+    """The `after` hook of `audit run`: execute the report notebooks into `folder`, render report.html there."""
+    folder = Path(folder)
+    sources = report_notebooks(notebooks)
+    if not sources:
+        return [f"no report notebooks in {Path(notebooks) if notebooks else NOTEBOOKS}"]
+    run = result.run
+    parameters = {"run_dir": ".", "exports": run["exports"], "as_of": run["as_of"],
+                  "policy": run["policy"]["path"]}
+    outputs = [folder / p.name for p in sources]
+    workers = max(1, min(len(sources), os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="papermill") as pool:
+        errors = [e for e in pool.map(lambda io: execute(io[0], io[1], parameters, folder), zip(sources, outputs))
+                  if e]
+    executed = [p for p in outputs if p.is_file()]
+    if executed:
+        try:
+            render_html(executed, folder / REPORT_FILE, run, errors)
+        except Exception as exc:  # noqa: BLE001 - one line for the CLI, the notebooks stay as evidence
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            errors.append(scrub(f"report.html could not be rendered: {type(exc).__name__}: {first}"))
+    return errors
