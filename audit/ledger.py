@@ -123,6 +123,9 @@ def _open(path: str | Path, write: bool = False) -> Iterator[duckdb.DuckDBPyConn
             else:
                 _check_format(con, path)
             yield con
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot be read ({_first_line(exc)}); the file was damaged or edited "
+                              f"outside the ledger") from None
         finally:
             con.close()
 
@@ -287,7 +290,12 @@ def verify(ledger: str | Path) -> Verified:
                 which = f"run #{expected - 1}" if expected > 1 else "the start of the chain"
                 raise LedgerError(f"{label}: previous-record hash does not match {which}; "
                                   f"a run was removed, reordered or rewritten")
-            if _content_hash(con, row["seq"], row) != row["content_hash"]:
+            try:
+                content = _content_hash(con, row["seq"], row)
+            except duckdb.Error as exc:
+                raise LedgerError(f"{label}: its rows cannot be read ({_first_line(exc)}); "
+                                  f"the file was changed outside the ledger") from None
+            if content != row["content_hash"]:
                 raise LedgerError(f"{label}: content does not match its hash; "
                                   f"the record was changed after it was written")
             if _record_hash(prev, row["content_hash"]) != row["record_hash"]:
@@ -347,7 +355,11 @@ def _reader(ledger: str | Path | None, current: str | Path | None = None,
                     cols = RUN_COLUMNS
                     con.execute(f"INSERT INTO cur_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                                 [row[c] for c in cols])
-            yield con
+            try:
+                yield con
+            except duckdb.Error as exc:
+                raise LedgerError(f"{path}: cannot be read ({_first_line(exc)}); the file was damaged or edited "
+                                  f"outside the ledger") from None
         finally:
             if lock is not None:
                 lock.__exit__(None, None, None)

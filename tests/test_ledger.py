@@ -310,6 +310,22 @@ def test_removing_the_last_runs_rows_is_caught(series, tmp_path):
                           "a run was removed\n")
 
 
+def test_a_flipped_byte_in_the_file_is_caught(series, tmp_path):
+    """Raw edits of the file (not through DuckDB) hit DuckDB's block checksums; still one line, exit 2."""
+    ledger = copy_ledger(series, tmp_path)
+    run_id = runs_by_period(ledger)["2026-03"]["run_id"].encode()
+    data = bytearray(ledger.read_bytes())
+    at = data.find(run_id)
+    assert at > 0
+    data[at + 5] ^= 0x01
+    ledger.write_bytes(bytes(data))
+    res = invoke("ledger", "verify", "--ledger", ledger)
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"audit: error: {ledger}: cannot be read (Corrupt database file: ")
+    assert res.stderr.endswith("); the file was damaged or edited outside the ledger\n")
+    assert res.stderr.count("\n") == 1
+
+
 def test_missing_ledger_is_a_one_line_error(tmp_path):
     res = invoke("ledger", "verify", "--ledger", tmp_path / "none.duckdb")
     assert res.exit_code == 2
