@@ -90,6 +90,8 @@ def _locked(path: Path) -> Iterator[None]:
         lock.acquire()
     except Timeout:
         raise LedgerError(f"{path}: ledger busy (lock {path}.lock held for {LOCK_TIMEOUT:.0f} s)") from None
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot lock the ledger ({exc.strerror or exc})") from None
     try:
         yield
     finally:
