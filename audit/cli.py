@@ -104,7 +104,9 @@ def finish(result, fail_on: str | None) -> None:
 
 @cli.command()
 @check_options
-def check(exports, as_of, policy, out, fail_on, ledger, waivers, period):
+@click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE",
+              help="DuckDB memory limit, e.g. 6GB (default: 60% of RAM); larger work spills to --out/.spill.")
+def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_limit):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -115,7 +117,7 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period):
     from audit.engine import check as run_check
 
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
-    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers)
+    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit)
     record_run(result, ledger, label)
     finish(result, fail_on)
 
