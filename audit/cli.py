@@ -69,7 +69,7 @@ def check_options(fn):
     fn = click.option("--waivers", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       help="Waivers file (waivers.yaml): accepted risks, reported as waived.")(fn)
     fn = click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default="audit-ledger.duckdb",
-                      show_default=True, envvar="AUDIT_LEDGER", help="Run ledger to record the run in.")(fn)
+                      show_default=True, envvar="AUDIT_LEDGER", help="Run ledger to record the run in (- for none).")(fn)
     fn = click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
                       help="Exit 1 when a violation of this severity or higher is found.")(fn)
     fn = click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
