@@ -17,7 +17,9 @@ A waiver with neither `records` nor `pattern` waives every violation of its
 control. Waived violations stay in every output: findings.json keeps
 `violations` as the unwaived count and adds `waived`; violations.csv keeps one
 row per violation with `[waived: ...]` at the end of `detail`;
-violations.parquet gains a `waiver_id` column. A control whose violations are
+violations.parquet gains a `waiver_id` column. Approvers go into the outputs
+through the same masking as details (an e-mail address or phone number in an
+approver's name is masked). A control whose violations are
 all waived passes. When several waivers match a violation, the first in the
 file is named.
 
@@ -37,6 +39,7 @@ import yaml
 from audit.controls import Control
 from audit.engine import ControlResult
 from audit.errors import WaiverError
+from audit.mask import scrub
 from audit.policy import SEVERITIES
 
 WVR_ID = "WVR-01"
@@ -260,7 +263,7 @@ def apply(result, path: str | Path) -> None:
         elif w.pattern is not None:
             cond.append("record_id GLOB ?")
             params.append(w.pattern)
-        note = f" [waived: {w.id}, approved by {w.approver}, until {w.expires.isoformat()}]"
+        note = f" [waived: {w.id}, approved by {scrub(w.approver)}, until {w.expires.isoformat()}]"
         n = con.execute(
             f"UPDATE audit.all_violations SET waiver_id = ?, detail = coalesce(detail, '') || ? "
             f"WHERE {' AND '.join(cond)}", [w.id, note, *params]).fetchone()[0]
@@ -288,7 +291,7 @@ def apply(result, path: str | Path) -> None:
 
     expired = [w for w in wf.waivers if not w.active(cutoff)]
     for w in expired:
-        detail = (f"waiver {w.id} for {w.control} ({w.scope}), approved by {w.approver}, expired "
+        detail = (f"waiver {w.id} for {w.control} ({w.scope}), approved by {scrub(w.approver)}, expired "
                   f"{w.expires.isoformat()}; the violations it covered count again")
         con.execute(
             "INSERT INTO audit.all_violations (control_id, severity, table_name, record_id, customer_id, event_at, "
@@ -311,7 +314,7 @@ def apply(result, path: str | Path) -> None:
         "waived": sum(counts.values()),
         "expired": len(expired),
         "waivers": [
-            {"id": w.id, "control_id": w.control, "approver": w.approver, "expires": w.expires.isoformat(),
+            {"id": w.id, "control_id": w.control, "approver": scrub(w.approver), "expires": w.expires.isoformat(),
              "state": "active" if w.active(cutoff) else "expired", "waived": matched.get(w.id, 0)}
             for w in wf.waivers
         ],
