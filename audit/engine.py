@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +20,8 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, export
-from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
+from audit import __version__, export, progress
+from audit.controls import Control, check_pack, cutoff, load_catalogue, population_sql, render, scope_sql
 from audit.errors import InputProblem, UsageError
 from audit.findings import write_outputs
 from audit.mask import scrub_sql
@@ -103,6 +105,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     out = Path(out)
     if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
         raise UsageError(f"{out}: --out must not be inside the export folder (exports are read-only)")
+    _import_gx_early()  # seconds of imports, overlapped with reading the export
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     work.chmod(0o755)
@@ -126,12 +129,17 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
 
 def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
               memory_limit: str | None) -> RunResult:
-    from audit import gx_controls  # GX import is slow: only when a run needs it
+    with progress.run() as shown:
+        return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown)
 
+
+def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
+                    memory_limit: str | None, shown: progress.Quiet) -> RunResult:
     hashing = export.fingerprint_async(root)
     spill = work / ".spill"
     con = export.connect(temp_dir=spill, memory_limit=memory_limit)
     try:
+        shown.stage("loading export")
         ex = export.load(root, con)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
         con.execute(scope_sql(t))
@@ -145,7 +153,16 @@ def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Contr
             if status is None:
                 meta = {"control_id": cid, "severity": res.severity, "title": control.title}
                 planned.append((cid, render(control, pack, t), meta))
-        outcome = gx_controls.run(con, planned, work / "gx" / "validation_results.json") if planned else {}
+        # Population counts are plain DuckDB work that needs no GX: count them while
+        # GX finishes importing on its thread, then let GX run the controls.
+        shown.stage("counting populations")
+        populations = _populations(con, planned)
+        shown.stage("starting Great Expectations")
+        gx_controls = _gx_controls()
+        shown.set_total(len(planned))
+        outcome = (gx_controls.run(con, planned, work / "gx" / "validation_results.json", populations=populations)
+                   if planned else {})
+        shown.stage("writing findings")
         for res in results:
             got = outcome.get(res.control.id)
             if got is None:
@@ -172,6 +189,42 @@ def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Contr
     except BaseException:
         con.close()
         raise
+
+
+_gx_import: threading.Thread | None = None
+
+
+def _import_gx_early() -> None:
+    """Start importing GX (and the adapter) on a daemon thread; `_gx_controls()` joins it."""
+    global _gx_import
+    if _gx_import is None and "audit.gx_controls" not in sys.modules:
+        def load() -> None:
+            try:
+                import audit.gx_controls  # noqa: F401
+            except BaseException:  # re-raised by the import in _gx_controls()
+                pass
+
+        _gx_import = threading.Thread(target=load, name="gx-import", daemon=True)
+        _gx_import.start()
+
+
+def _gx_controls():
+    if _gx_import is not None:
+        _gx_import.join()
+    from audit import gx_controls  # GX import is slow: only when a run needs it
+
+    return gx_controls
+
+
+def _populations(con: duckdb.DuckDBPyConnection, planned: list[tuple[str, str, dict]]) -> dict[str, int]:
+    """Each planned control's population count; a control whose count fails is left to GX to report."""
+    counts = {}
+    for cid, sql, _ in planned:
+        try:
+            counts[cid] = int(con.execute(population_sql(sql)).fetchone()[0])
+        except (duckdb.Error, ValueError):
+            pass
+    return counts
 
 
 def write_violation_tables(result: RunResult) -> None:

@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-import great_expectations as gx
+# jsonschema (imported by GX through altair) compiles the RFC 3987 grammars of
+# rfc3987-syntax at import when that package is installed: seconds of start-up,
+# for an "iri" format check nothing here uses. Import GX without it; a later
+# explicit import of rfc3987_syntax still works.
+_blocked = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
+if _blocked:
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+try:
+    import great_expectations as gx
+finally:
+    if _blocked and sys.modules.get("rfc3987_syntax", 0) is None:
+        del sys.modules["rfc3987_syntax"]
 from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.execution_engine import SqlAlchemyExecutionEngine
@@ -23,11 +35,14 @@ from great_expectations.expectations.expectation import BatchExpectation
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
+from audit import progress
 from audit.controls import population_sql
 from audit.gx_duckdb import share, unshare
 from audit.mask import scrub
 
 VIOLATIONS_SCHEMA = "violations"
+# Population counts already taken by the caller for this run, by violations table.
+_known_populations: dict[str, int] = {}
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
@@ -51,9 +66,16 @@ class ControlViolationsMaterialized(QueryMetricProvider):
                     metric_value_kwargs: dict, metrics: dict, runtime_configuration: dict) -> dict:
         sql = metric_value_kwargs["control_sql"]
         target = metric_value_kwargs["violations_table"]
-        execution_engine.execute_query_in_transaction(_text(f"CREATE OR REPLACE TABLE {target} AS {sql}"))
-        violations = execution_engine.execute_query(_text(f"SELECT count(*) FROM {target}")).scalar()
-        population = execution_engine.execute_query(_text(population_sql(sql))).scalar()
+        control_id = target.split(".", 1)[-1].strip('"')
+        progress.current().control_started(control_id)
+        try:
+            execution_engine.execute_query_in_transaction(_text(f"CREATE OR REPLACE TABLE {target} AS {sql}"))
+            violations = execution_engine.execute_query(_text(f"SELECT count(*) FROM {target}")).scalar()
+            population = _known_populations.get(target)
+            if population is None:
+                population = execution_engine.execute_query(_text(population_sql(sql))).scalar()
+        finally:
+            progress.current().control_done(control_id)
         return {"violations": int(violations), "population": int(population)}
 
 
@@ -82,11 +104,16 @@ class ExpectNoControlViolations(BatchExpectation):
         }
 
 
-def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dict[str, dict]:
+def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
+        populations: dict[str, int] | None = None) -> dict[str, dict]:
     """Validate every planned control (id, rendered SQL, meta) in one GX run.
 
+    `populations`: population counts the caller already took, by control id
+    (the metric counts the others itself).
     Returns, per control id, {"violations", "population"} or {"error": message}.
     """
+    _known_populations.clear()
+    _known_populations.update({violations_table(cid): n for cid, n in (populations or {}).items()})
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIOLATIONS_SCHEMA}")
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
     con.execute("CREATE OR REPLACE TABLE audit.batch AS SELECT 1 AS one")
@@ -106,6 +133,7 @@ def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dic
         result = validation.run(result_format="SUMMARY")
     finally:
         unshare(url)
+        _known_populations.clear()
     outcome: dict[str, dict] = {}
     for res in result.results:
         cid = res.expectation_config.meta["control_id"]
