@@ -51,16 +51,34 @@ def ensure_kernel() -> None:
                         "--display-name", "Audit workbench"], check=True, capture_output=True)
 
 
+WAIVERS = """\
+waivers:
+  - id: W-LOGS
+    control: RET-03
+    justification: Logs kept on counsel's advice
+    approver: J. Roe (DPO)
+    expires: 2026-12-31
+  - id: W-OLD
+    control: SEC-02
+    records: [B-NONE]
+    justification: Expired before the cutoff
+    approver: A. Smith
+    expires: 2026-01-31
+"""
+
+
 @pytest.fixture(scope="session")
 def rendered_run(tmp_path_factory) -> dict:
-    """`audit run` on the bundled sample, once per session: {out, returncode, stderr, seconds}."""
+    """`audit run` on the bundled sample with a waivers file, once per session: {out, returncode, stderr, seconds}."""
     shared = _shared_dir(tmp_path_factory)
     out, info = shared / "report-run", shared / "report-run.json"
     with FileLock(str(shared / "report-run.lock")):
         ensure_kernel()
         if not info.exists():
+            waivers = shared / "waivers.yaml"
+            waivers.write_text(WAIVERS, encoding="utf-8")
             started = time.monotonic()
-            proc = run_audit("run", "--exports", SAMPLE, "--as-of", AS_OF, "--out", out)
+            proc = run_audit("run", "--exports", SAMPLE, "--as-of", AS_OF, "--out", out, "--waivers", waivers)
             info.write_text(json.dumps({"returncode": proc.returncode, "stderr": proc.stderr,
                                         "seconds": round(time.monotonic() - started, 1)}))
     data = json.loads(info.read_text())
@@ -112,7 +130,9 @@ def test_audit_run_writes_findings_report_and_executed_notebooks(rendered_run):
     for name in ("findings.json", "violations.csv", "violations.parquet", "report.html"):
         assert (out / name).is_file(), name
     doc = findings(out)
-    assert len(doc["controls"]) == 31
+    assert len(doc["controls"]) == 32  # the 31 of the pack, and WVR-01 for the waivers file
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="control-WVR-01"' in html and "violations waived (accepted risk)" in html
     for stem in REPORT_NOTEBOOKS:
         nb = nbformat.read(out / f"{stem}.ipynb", as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -123,7 +143,8 @@ def test_audit_run_writes_findings_report_and_executed_notebooks(rendered_run):
         assert nb.metadata.kernelspec.name == "audit-workbench"
     assert not (out / "explorer.ipynb").exists()
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
-    assert "31 controls" in rendered_run["stderr"]
+    waived = sum(c.get("waived", 0) for c in doc["controls"])
+    assert waived and "32 controls" in rendered_run["stderr"] and f"({waived} waived)" in rendered_run["stderr"]
 
 
 @pytest.mark.slow
@@ -361,7 +382,7 @@ def test_open_run_refuses_a_run_of_another_cutoff(rendered_run):
 
     run = open_run(rendered_run["out"], exports=SAMPLE, as_of=AS_OF)
     try:
-        assert run.summary()["controls"] == 31
+        assert run.summary()["controls"] == 32
         assert "RET-01" in run.retention_controls()
         assert all(run.evaluated(c) for c in ("PRC-05", "PRC-06", "DSR-01", "DSR-02", "MKT-01", "MKT-02", "CMP-01"))
     finally:

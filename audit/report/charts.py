@@ -57,15 +57,16 @@ def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> Chart:
     fig.update_layout(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}}, height=height,
         template="plotly_white", font={"family": FONT, "size": 12}, margin={"l": 60, "r": 30, "t": 60, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "title": None},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "title": None,
+                "traceorder": "normal"},
         hoverlabel={"font": {"family": FONT}}, **kw)
     return Chart(fig)
 
 
 def _vline(fig: go.Figure, x, text: str, color: str = "#34495e") -> None:
     fig.add_vline(x=x, line={"color": color, "dash": "dash", "width": 1.5})
-    fig.add_annotation(x=x, y=1, yref="paper", text=text, showarrow=False, xanchor="left", yanchor="bottom",
-                       font={"size": 11, "color": color}, bgcolor="rgba(255,255,255,0.8)")
+    fig.add_annotation(x=x, y=1, yref="paper", text=text, showarrow=False, xanchor="left", yanchor="top", xshift=3,
+                       font={"size": 11, "color": color}, bgcolor="rgba(255,255,255,0.85)")
 
 
 def _ms(x) -> float:
@@ -87,7 +88,7 @@ def status_by_severity(df: pd.DataFrame) -> Chart:
                     hovertemplate="%{x}: %{y} controls " + label + "<br>%{customdata} violations<extra></extra>")
     fig.update_xaxes(categoryorder="array", categoryarray=list(SEVERITIES))
     fig.update_yaxes(title="controls", dtick=1 if df.controls.max() <= 10 else None)
-    return _layout(fig, "Controls by severity and status", height=360, barmode="stack")
+    return _layout(fig, "Controls by severity and status", height=360, barmode="stack", showlegend=True)
 
 
 def violation_rates(df: pd.DataFrame) -> Chart | Html:
@@ -162,7 +163,10 @@ def _histogram(hist: pd.DataFrame, states: list[str], title: str, xtitle: str, h
 
 def age_histogram(hist: pd.DataFrame, facts: dict, control: dict) -> Chart | Html:
     """Ages of the records a retention control holds at the cutoff, against its limit."""
-    title = f"{control['control_id']} · {facts['table']}: age at the cutoff against the limit"
+    counts = facts.get("by_state", {})
+    title = (f"{control['control_id']} · {facts['table']}: {counts.get('overdue', 0):,} overdue, "
+             f"{counts.get('overdue, on legal hold', 0):,} overdue on legal hold, "
+             f"{counts.get('within limit', 0):,} within the limit")
     if hist.empty:
         return note(f"{control['control_id']}: no {facts['table']} record is held at the cutoff.")
     fig = _histogram(hist, ["within limit", "overdue", "overdue, on legal hold"], title,

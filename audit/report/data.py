@@ -267,7 +267,8 @@ class AuditRun:
 
     def days_overdue(self) -> pd.DataFrame:
         """Days past due at the cutoff of every retention violation: quartiles by control."""
-        ids = self._suite_ids(RETENTION_SUITE)
+        ids = ", ".join(sql_str(c) for c in self.control_ids if self.catalogue[c].suite == RETENTION_SUITE
+                        and "due_at" in self.columns(c)) or "NULL"  # not RET-07: a minimum, never "overdue"
         d = f"floor({_days(self.T, 'due_at')})"
         return self.df(f"""
             SELECT control_id, any_value(table_name) AS table_name, count(*) AS overdue,
@@ -607,7 +608,7 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
     if pack.digest != run["policy"]["sha256"]:
         raise RunMismatch(f"{run_dir} was checked with another version of policy pack {run['policy']['name']}: "
                           f"choose another run_dir, or delete that folder to check again")
-    catalogue = load_catalogue()
+    catalogue = _with_run_controls(load_catalogue(), findings)
     con = export.connect()
     try:
         ex = export.load(source, con)
@@ -622,6 +623,21 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
                     con=con, problems=[str(p) for p in ex.problems], _columns=columns, _present=set(ex.sources))
 
 
+def _with_run_controls(catalogue: dict[str, Control], findings: dict) -> dict[str, Control]:
+    """The catalogue, plus the controls a run adds of its own (WVR-01 when waivers were applied)."""
+    out = dict(catalogue)
+    for c in findings["controls"]:
+        cid = c["control_id"]
+        if cid in out:
+            continue
+        from audit.waivers import WVR_CONTROL
+
+        out[cid] = WVR_CONTROL if cid == WVR_CONTROL.id else Control(
+            id=cid, title=c["title"], section=c.get("clause", ""), quote="", remediation="", requires=(), uses=(),
+            sql="", suite="")
+    return out
+
+
 def _attach_findings(con: duckdb.DuckDBPyConnection, run_dir: Path, findings: dict,
                      catalogue: dict[str, Control]) -> None:
     rows = [(i, c["control_id"], c["title"], c["severity"], c["status"], int(c["violations"]),
@@ -632,8 +648,15 @@ def _attach_findings(con: duckdb.DuckDBPyConnection, run_dir: Path, findings: di
                 "section VARCHAR, suite VARCHAR)")
     if rows:
         con.executemany("INSERT INTO audit.controls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    parquet = (run_dir / "violations.parquet").resolve()
-    con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * FROM read_parquet({sql_str(str(parquet))})")
+    parquet = f"read_parquet({sql_str(str((run_dir / 'violations.parquet').resolve()))})"
+    names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {parquet}").fetchall()}
+    if "waiver_id" in names:  # waived violations stay in the file, marked; they are not violations any more
+        con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * EXCLUDE (waiver_id) FROM {parquet} "
+                    f"WHERE waiver_id IS NULL")
+        con.execute(f"CREATE OR REPLACE VIEW audit.waived_violations AS SELECT * FROM {parquet} "
+                    f"WHERE waiver_id IS NOT NULL")
+    else:
+        con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * FROM {parquet}")
 
 
 def _attach_populations(con: duckdb.DuckDBPyConnection, findings: dict, pack: Pack,

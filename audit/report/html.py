@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import html as _html
 import math
+import numbers
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 STATUS_STYLE = {
@@ -51,11 +53,12 @@ def fmt(value) -> str:
         return ""
     if value is pd.NaT or (not isinstance(value, (str, bytes, list, tuple, dict)) and pd.isna(value)):
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
         return f"{int(value):,}" if value.is_integer() else f"{value:,.1f}"
     if isinstance(value, pd.Timestamp) or isinstance(value, dt.datetime):
         ts = pd.Timestamp(value)
@@ -103,8 +106,8 @@ def cover(summary: dict, pack_title: str) -> Html:
     meta = [("Cutoff", as_of), ("Export", summary["exports"]), ("Policy pack", summary["policy"]),
             ("Run", summary["run_id"]), ("Checked", (summary.get("started_at") or "")[:19].replace("T", " ")),
             ("Tool", f"audit {summary['tool_version']}"), ("Input SHA-256", summary["fingerprint"][:16] + "…")]
-    rows = "".join(f'<tr><th style="text-align:left;padding:1px 14px 1px 0;color:#566573;font-weight:500">{esc(k)}'
-                   f'</th><td style="padding:1px 0">{esc(v)}</td></tr>' for k, v in meta)
+    rows = "".join(f'<tr style="background:none"><th style="text-align:left;padding:1px 14px 1px 0;color:#566573;font-weight:500">{esc(k)}'
+                   f'</th><td style="padding:1px 0;text-align:left">{esc(v)}</td></tr>' for k, v in meta)
     failed_color = "#c0392b" if summary["failed"] else "#2e8b57"
     t = tiles([
         (f"{summary['failed']} / {summary['controls']}", "controls failed", failed_color),
@@ -134,17 +137,20 @@ def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = 
     if df is None or df.empty:
         return note(empty)
     columns = columns or {c: c.replace("_", " ") for c in df.columns}
-    head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER}">{esc(h)}</th>'
-                   for h in columns.values())
+    numeric = {c for c in columns if c in df.columns and pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c])}
+    head = "".join(f'<th style="text-align:{"right" if c in numeric else "left"};padding:4px 8px;'
+                   f'border-bottom:2px solid {BORDER}">{esc(h)}</th>' for c, h in columns.items())
     body = []
-    for rec in df.head(max_rows).itertuples(index=False):
-        rec = rec._asdict() if hasattr(rec, "_asdict") else dict(zip(df.columns, rec))
+    for rec in df.head(max_rows).to_dict("records"):
         cells = []
         for c in columns:
-            v = rec.get(c)
-            align = "right" if isinstance(v, (int, float)) and not isinstance(v, bool) else "left"
-            cells.append(f'<td style="padding:3px 8px;border-bottom:1px solid {BORDER};text-align:{align};'
-                         f'vertical-align:top">{esc(fmt(v))}</td>')
+            text = fmt(rec.get(c))
+            style = f"padding:3px 8px;border-bottom:1px solid {BORDER};vertical-align:top;" + (
+                "text-align:right" if c in numeric else "text-align:left")
+            if len(text) <= 24:
+                style += ";white-space:nowrap"
+            cells.append(f'<td style="{style}">{esc(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p style="color:#566573;font-size:0.85em">{len(df) - max_rows:,} more rows not shown.</p>'
             if len(df) > max_rows else "")
@@ -155,19 +161,18 @@ def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = 
 
 def traceability(rows: list[dict]) -> Html:
     """Clause by clause: the notice's words, the controls that test them (linked), status, manual checks."""
+    cell = f"padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top;text-align:left"
     out = []
     for r in rows:
         ctl = " ".join(f'<a href="#control-{esc(c["control_id"])}" style="text-decoration:none;white-space:nowrap">'
                        f'{esc(c["control_id"])}</a>&nbsp;{badge(c["status"])}' for c in r["controls"])
         manual = esc(r["manual"]) if r["manual"] else ""
         out.append(
-            f'<tr><td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top;width:45%">'
+            f'<tr><td style="{cell};width:45%">'
             f'<div style="color:#566573;font-size:0.85em">{esc(r["section"])}</div>“{esc(r["quote"])}”</td>'
-            f'<td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top">'
-            f'{ctl or badge("manual")}</td>'
-            f'<td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top">{badge(r["status"])}</td>'
-            f'<td style="padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top;font-size:0.9em;'
-            f'color:#34495e">{manual}</td></tr>')
+            f'<td style="{cell};width:22%">{ctl or badge("manual")}</td>'
+            f'<td style="{cell};width:8%">{badge(r["status"])}</td>'
+            f'<td style="{cell};font-size:0.9em;color:#34495e">{manual}</td></tr>')
     head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER}">{h}</th>'
                    for h in ("Clause of the notice", "Controls", "Status", "Manual check"))
     return Html(f'<table class="audit-table audit-trace" style="border-collapse:collapse;font-size:0.9em;width:100%">'
@@ -183,9 +188,12 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
     """One control: what it tests, population, violations, rate, masked evidence, remediation."""
     cid = control["control_id"]
     rate = "—" if control["rate"] is None else f"{control['rate'] * 100:.2f}%"
-    metrics = tiles([(f"{control['population']:,}", "population (rows looked at)", "#2c3e50"),
-                     (f"{control['violations']:,}", "violations", "#c0392b" if control["violations"] else "#2e8b57"),
-                     (rate, "violation rate", "#2c3e50")])
+    items = [(f"{control['population']:,}", "population (rows looked at)", "#2c3e50"),
+             (f"{control['violations']:,}", "violations", "#c0392b" if control["violations"] else "#2e8b57"),
+             (rate, "violation rate", "#2c3e50")]
+    if control.get("waived"):
+        items.append((f"{control['waived']:,}", "violations waived (accepted risk)", "#8e44ad"))
+    metrics = tiles(items)
     message = ""
     if control["message"]:
         color = "#e67e22" if control["status"] in ("error", "not_evaluated") else "#7f8c8d"
@@ -200,6 +208,8 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
         ev = caption + str(table(evidence, cols))
     else:
         ev = ""
+    remedy = (f'<div style="margin-top:6px"><b>Remediation.</b> {esc(control["remediation"])}</div>'
+              if control.get("remediation") else "")
     return Html(
         f'<section id="control-{esc(cid)}" class="audit-control" style="border:1px solid {BORDER};border-radius:8px;'
         f'padding:10px 16px;margin:14px 0;background:#fff">'
@@ -208,8 +218,7 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
         f'<span style="color:#566573;font-size:0.9em">tables: {esc(", ".join(control["tables"]))}</span></div>'
         f'<blockquote style="margin:8px 0;padding:2px 12px;border-left:3px solid {BORDER};color:#34495e">'
         f'<span style="color:#566573">{esc(control["section"])}</span><br>“{esc(control["quote"])}”</blockquote>'
-        f'{metrics}{message}{ev}'
-        f'<div style="margin-top:6px"><b>Remediation.</b> {esc(control["remediation"])}</div></section>')
+        f'{metrics}{message}{ev}{remedy}</section>')
 
 
 FAILED_COLUMNS = {"control_id": "control", "title": "commitment tested", "severity": "severity",
@@ -238,7 +247,8 @@ def privacy_shield(facts: dict) -> Html:
             f"{facts['before']:,} before its invalidation on {esc(until)}, <b>{facts['after']:,} after</b>.")
     if facts["not_valid"]:
         text += (f" <b style=\"color:#c0392b\">{facts['not_valid']:,} of them</b> "
-                 f"({facts['records_not_valid']:,} records, {facts['processors_not_valid']:,} processors) went to a "
+                 f"({facts['records_not_valid']:,} records, {facts['processors_not_valid']:,} "
+                 f"processor{'s' if facts['processors_not_valid'] != 1 else ''}) went to a "
                  f"country without adequacy with no valid mechanism; the last on {esc(fmt(facts['last_not_valid']))}.")
     return paragraph(text)
 
