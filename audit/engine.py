@@ -153,14 +153,12 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             if status is None:
                 meta = {"control_id": cid, "severity": res.severity, "title": control.title}
                 planned.append((cid, render(control, pack, t), meta))
-        # Population counts are plain DuckDB work that needs no GX: count them while
-        # GX finishes importing on its thread, then let GX run the controls.
-        shown.stage("counting populations")
-        populations = _populations(con, planned)
-        shown.stage("starting Great Expectations")
-        gx_controls = _gx_controls()
         shown.set_total(len(planned))
-        outcome = (gx_controls.run(con, planned, work / "gx" / "validation_results.json", populations=populations)
+        populations, ready = _ahead_of_gx(con, planned, shown)
+        shown.stage("Great Expectations")
+        gx_controls = _gx_controls()
+        outcome = (gx_controls.run(con, planned, work / "gx" / "validation_results.json",
+                                   populations=populations, materialized=ready)
                    if planned else {})
         shown.stage("writing findings")
         for res in results:
@@ -216,15 +214,32 @@ def _gx_controls():
     return gx_controls
 
 
-def _populations(con: duckdb.DuckDBPyConnection, planned: list[tuple[str, str, dict]]) -> dict[str, int]:
-    """Each planned control's population count; a control whose count fails is left to GX to report."""
-    counts = {}
+def _ahead_of_gx(con: duckdb.DuckDBPyConnection, planned: list[tuple[str, str, dict]],
+                shown: progress.Quiet) -> tuple[dict[str, int], set[str]]:
+    """DuckDB work that needs no GX, done on this thread while GX imports on its own.
+
+    In catalogue order, as long as the import lasts: each control's SQL into its
+    violations table (the very statement GX's metric would run), then its
+    population count. Returns the counts and the ids whose table is ready; GX's
+    metric reads those tables and runs every other control itself. A statement
+    that fails here is left to GX, which reports the error as usual.
+    """
+    populations: dict[str, int] = {}
+    ready: set[str] = set()
+    con.execute('CREATE SCHEMA IF NOT EXISTS violations')
     for cid, sql, _ in planned:
+        if _gx_import is None or not _gx_import.is_alive():
+            break
+        shown.control_started(cid)
         try:
-            counts[cid] = int(con.execute(population_sql(sql)).fetchone()[0])
+            # The same name as gx_controls.violations_table(cid).
+            con.execute(f'CREATE OR REPLACE TABLE violations."{cid}" AS {sql}')
+            ready.add(cid)
+            populations[cid] = int(con.execute(population_sql(sql)).fetchone()[0])
         except (duckdb.Error, ValueError):
             pass
-    return counts
+        shown.control_done(cid)
+    return populations, ready
 
 
 def write_violation_tables(result: RunResult) -> None:

@@ -41,8 +41,10 @@ from audit.gx_duckdb import share, unshare
 from audit.mask import scrub
 
 VIOLATIONS_SCHEMA = "violations"
-# Population counts already taken by the caller for this run, by violations table.
+# Work the caller already did for this run, by violations table: population
+# counts, and violations tables already filled by the control's SQL.
 _known_populations: dict[str, int] = {}
+_materialized: set[str] = set()
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
@@ -67,15 +69,19 @@ class ControlViolationsMaterialized(QueryMetricProvider):
         sql = metric_value_kwargs["control_sql"]
         target = metric_value_kwargs["violations_table"]
         control_id = target.split(".", 1)[-1].strip('"')
-        progress.current().control_started(control_id)
+        ahead = target in _materialized
+        if not ahead:
+            progress.current().control_started(control_id)
         try:
-            execution_engine.execute_query_in_transaction(_text(f"CREATE OR REPLACE TABLE {target} AS {sql}"))
+            if not ahead:
+                execution_engine.execute_query_in_transaction(_text(f"CREATE OR REPLACE TABLE {target} AS {sql}"))
             violations = execution_engine.execute_query(_text(f"SELECT count(*) FROM {target}")).scalar()
             population = _known_populations.get(target)
             if population is None:
                 population = execution_engine.execute_query(_text(population_sql(sql))).scalar()
         finally:
-            progress.current().control_done(control_id)
+            if not ahead:
+                progress.current().control_done(control_id)
         return {"violations": int(violations), "population": int(population)}
 
 
@@ -105,15 +111,19 @@ class ExpectNoControlViolations(BatchExpectation):
 
 
 def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
-        populations: dict[str, int] | None = None) -> dict[str, dict]:
+        populations: dict[str, int] | None = None, materialized: set[str] | None = None) -> dict[str, dict]:
     """Validate every planned control (id, rendered SQL, meta) in one GX run.
 
-    `populations`: population counts the caller already took, by control id
-    (the metric counts the others itself).
+    `populations`: population counts the caller already took, by control id;
+    `materialized`: controls whose violations table the caller already filled
+    with the control's SQL, on this connection (the engine does that while GX
+    imports). The metric does the rest itself.
     Returns, per control id, {"violations", "population"} or {"error": message}.
     """
     _known_populations.clear()
     _known_populations.update({violations_table(cid): n for cid, n in (populations or {}).items()})
+    _materialized.clear()
+    _materialized.update(violations_table(cid) for cid in (materialized or ()))
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIOLATIONS_SCHEMA}")
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
     con.execute("CREATE OR REPLACE TABLE audit.batch AS SELECT 1 AS one")
@@ -134,6 +144,7 @@ def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
     finally:
         unshare(url)
         _known_populations.clear()
+        _materialized.clear()
     outcome: dict[str, dict] = {}
     for res in result.results:
         cid = res.expectation_config.meta["control_id"]

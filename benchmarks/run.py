@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,6 +57,7 @@ def audit_cmd() -> list[str]:
 def measure(cmd: list[str], env: dict | None = None) -> dict:
     """Run `cmd`; wall seconds and the peak RSS of its process tree (sampled every 20 ms)."""
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     peak = 0
     stop = threading.Event()
@@ -84,9 +86,12 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
     watcher.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stop.set()
     watcher.join()
-    return {"seconds": round(wall, 3), "peak_rss_mb": round(peak / 2**20, 1), "returncode": proc.returncode,
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "peak_rss_mb": round(peak / 2**20, 1),
+            "returncode": proc.returncode,
             "stderr_tail": err.decode(errors="replace")[-2000:] if proc.returncode not in (0, 1) else ""}
 
 
@@ -156,7 +161,8 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
                 continue
             print(f"  {fmt} {label(rows)} run {i + 1}/{repeat}: {who} ...", file=sys.stderr, flush=True, end="")
             res = measure(cmd, env)
-            print(f" {res['seconds']:.2f} s, {res['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+            print(f" {res['seconds']:.2f} s (cpu {res['cpu_seconds']:.2f} s), {res['peak_rss_mb']:.0f} MB",
+                  file=sys.stderr, flush=True)
             case["runs"][who].append(res)
             if res["returncode"] not in (0, 1):
                 raise SystemExit(f"{who} failed on {folder} (exit {res['returncode']}):\n{res['stderr_tail']}")
@@ -170,6 +176,7 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
     for who, runs in case["runs"].items():
         if runs:
             case[who] = {"median_seconds": round(statistics.median(r["seconds"] for r in runs), 3),
+                         "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 3),
                          "median_peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in runs), 1),
                          "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
     case["ratio_audit_to_floor"] = round(case["audit"]["median_seconds"] / case["floor"]["median_seconds"], 2)
