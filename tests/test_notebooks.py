@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_report import ensure_kernel, rendered_run  # noqa: F401 - the session's run, shared
+from tests.test_report import _scan, ensure_kernel, personal_data, rendered_run  # noqa: F401 - shared fixtures
 
 NOTEBOOKS = ROOT / "notebooks"
 ALL = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
@@ -49,9 +49,10 @@ def test_report_notebook_runs_with_its_defaults(stem, rendered_run, tmp_path):  
 
 
 @pytest.mark.slow
-def test_explorer_checks_a_missing_run_folder_then_queries_it(tmp_path):
+def test_explorer_checks_a_missing_run_folder_then_queries_it(tmp_path, personal_data):  # noqa: F811
     run_dir = tmp_path / "fresh-run"
     nb = _execute("explorer", run_dir, tmp_path)
+    assert _scan((tmp_path / "explorer.ipynb").read_text(encoding="utf-8"), personal_data) == []
     assert (run_dir / "findings.json").is_file()  # open_run checked the export into it
     shown = "\n".join(o.data.get("text/plain", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
                       if o.output_type == "execute_result")
