@@ -105,7 +105,7 @@ def finish(result, fail_on: str | None) -> None:
 @cli.command()
 @check_options
 @click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE",
-              help="DuckDB memory limit, e.g. 6GB (default: 60% of RAM); larger work spills to --out/.spill.")
+              help="DuckDB memory limit, e.g. 6GB (default: 25% of RAM); what does not fit spills to disk.")
 def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_limit):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
