@@ -132,8 +132,11 @@ def cover(summary: dict, pack_title: str) -> Html:
 
 
 def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = "Nothing to show.",
-          max_rows: int = 200) -> Html:
-    """A frame as a plain HTML table; `columns` maps the columns to show to their headings."""
+          max_rows: int = 200, links: dict[str, str] | None = None) -> Html:
+    """A frame as a plain HTML table; `columns` maps the columns to show to their headings.
+
+    `links` maps a column to an anchor pattern (`"#control-{}"`): its values link there.
+    """
     if df is None or df.empty:
         return note(empty)
     columns = columns or {c: c.replace("_", " ") for c in df.columns}
@@ -150,7 +153,10 @@ def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = 
                 "text-align:right" if c in numeric else "text-align:left")
             if len(text) <= 24:
                 style += ";white-space:nowrap"
-            cells.append(f'<td style="{style}">{esc(text)}</td>')
+            shown = esc(text)
+            if links and c in links and text:
+                shown = f'<a href="{esc(links[c].format(text))}" style="text-decoration:none">{shown}</a>'
+            cells.append(f'<td style="{style}">{shown}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p style="color:#566573;font-size:0.85em">{len(df) - max_rows:,} more rows not shown.</p>'
             if len(df) > max_rows else "")
@@ -168,13 +174,14 @@ def traceability(rows: list[dict]) -> Html:
                        f'{esc(c["control_id"])}</a>&nbsp;{badge(c["status"])}' for c in r["controls"])
         manual = esc(r["manual"]) if r["manual"] else ""
         out.append(
-            f'<tr><td style="{cell};width:45%">'
+            f'<tr><td style="{cell}">'
             f'<div style="color:#566573;font-size:0.85em">{esc(r["section"])}</div>“{esc(r["quote"])}”</td>'
-            f'<td style="{cell};width:22%">{ctl or badge("manual")}</td>'
-            f'<td style="{cell};width:8%">{badge(r["status"])}</td>'
+            f'<td style="{cell}">{ctl or badge("manual")}</td>'
+            f'<td style="{cell}">{badge(r["status"])}</td>'
             f'<td style="{cell};font-size:0.9em;color:#34495e">{manual}</td></tr>')
-    head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER}">{h}</th>'
-                   for h in ("Clause of the notice", "Controls", "Status", "Manual check"))
+    head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER};width:{w}">{h}</th>'
+                   for h, w in (("Clause of the notice", "42%"), ("Controls", "24%"), ("Status", "10%"),
+                                ("Manual check", "24%")))
     return Html(f'<table class="audit-table audit-trace" style="border-collapse:collapse;font-size:0.9em;width:100%">'
                 f'<thead><tr>{head}</tr></thead><tbody>{"".join(out)}</tbody></table>')
 
