@@ -93,9 +93,6 @@ class AuditRun:
         """A query's (small) result as a DataFrame. Not masked: for aggregates."""
         return self.con.execute(sql, params or []).df()
 
-    def scalar(self, sql: str, params: list | None = None):
-        return self.con.execute(sql, params or []).fetchone()[0]
-
     def evaluated(self, control_id: str) -> bool:
         return control_id in self._columns
 
@@ -133,7 +130,8 @@ class AuditRun:
                    as_of=self.run["as_of"], policy=self.run["policy"]["name"], exports=Path(self.run["exports"]).name,
                    tool_version=self.run["tool_version"], started_at=self.run.get("started_at"),
                    fingerprint=self.run["input_fingerprint"], problems=list(self.run.get("problems", [])),
-                   rows=int(sum(self.run.get("row_counts", {}).values())))
+                   rows=int(sum(self.run.get("row_counts", {}).values())),
+                   waived=int(sum(c.get("waived", 0) for c in self.findings["controls"])))
         return out
 
     def status_by_severity(self) -> pd.DataFrame:

@@ -117,7 +117,7 @@ def cover(summary: dict, pack_title: str) -> Html:
         (summary["not_evaluated"] + summary["error"], "not evaluated or in error",
          "#e67e22" if summary["not_evaluated"] + summary["error"] else "#2c3e50"),
         (f"{summary['manual_clauses']} / {summary['clauses']}", "clauses needing a manual check", "#34495e"),
-    ])
+    ] + ([(f"{summary['waived']:,}", "violations waived (accepted risk)", "#8e44ad")] if summary.get("waived") else []))
     problems = ""
     if summary.get("problems"):
         items = "".join(f"<li>{esc(p)}</li>" for p in summary["problems"])
