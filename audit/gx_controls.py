@@ -10,35 +10,66 @@ one returns counts only, so GX's validation results hold no personal data.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
+import types
 from pathlib import Path
 from typing import Any, ClassVar
 
-# jsonschema (imported by GX through altair) compiles the RFC 3987 grammars of
-# rfc3987-syntax at import when that package is installed: seconds of start-up,
-# for an "iri" format check nothing here uses. Import GX without it; a later
-# explicit import of rfc3987_syntax still works.
-_blocked = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
-if _blocked:
-    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
-try:
-    import great_expectations as gx
-finally:
-    if _blocked and sys.modules.get("rfc3987_syntax", 0) is None:
-        del sys.modules["rfc3987_syntax"]
-from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.execution_engine import SqlAlchemyExecutionEngine
-from great_expectations.expectations.expectation import BatchExpectation
-from great_expectations.expectations.metrics.metric_provider import metric_value
-from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
-from audit import progress
-from audit.controls import population_sql
-from audit.gx_duckdb import share, unshare
-from audit.mask import scrub
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module during GX's import; the real one is imported on first use."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_gx():
+    """`import great_expectations`, without two costs of its start-up that no control needs.
+
+    - jsonschema (imported through altair) compiles the RFC 3987 grammars of
+      rfc3987-syntax when that package is installed (seconds), for an "iri"
+      format check nothing here uses: it is imported as if absent.
+    - scipy.stats (~0.7 s) is imported at module level by the KL-divergence
+      expectation only: it is deferred until that expectation uses it.
+
+    Both stand-ins are removed once GX is imported, so later imports of these
+    modules get the real ones.
+    """
+    stand_ins = {}
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        stand_ins["rfc3987_syntax"] = None
+    if "scipy.stats" not in sys.modules:
+        stand_ins["scipy.stats"] = _DeferredModule("scipy.stats")
+    sys.modules.update(stand_ins)
+    try:
+        import great_expectations
+    finally:
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name, 0) is stand_in:
+                del sys.modules[name]
+    return great_expectations
+
+
+gx = _import_gx()
+from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from great_expectations.execution_engine import SqlAlchemyExecutionEngine  # noqa: E402
+from great_expectations.expectations.expectation import BatchExpectation  # noqa: E402
+from great_expectations.expectations.metrics.metric_provider import metric_value  # noqa: E402
+from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider  # noqa: E402
+
+from audit import progress  # noqa: E402
+from audit.controls import population_sql  # noqa: E402
+from audit.gx_duckdb import share, unshare  # noqa: E402
+from audit.mask import scrub  # noqa: E402
 
 VIOLATIONS_SCHEMA = "violations"
 # Work the caller already did for this run, by violations table: population
