@@ -20,8 +20,8 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, export, progress
-from audit.controls import Control, check_pack, cutoff, load_catalogue, population_sql, render, scope_sql
+from audit import __version__, export, materialize, progress
+from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
 from audit.errors import InputProblem, UsageError
 from audit.findings import write_outputs
 from audit.mask import scrub_sql
@@ -232,12 +232,12 @@ def _ahead_of_gx(con: duckdb.DuckDBPyConnection, planned: list[tuple[str, str, d
             break
         shown.control_started(cid)
         try:
-            # The same name as gx_controls.violations_table(cid).
-            con.execute(f'CREATE OR REPLACE TABLE violations."{cid}" AS {sql}')
+            # The same table as gx_controls.violations_table(cid), filled by the same statements.
+            _, populations[cid] = materialize.run(con.execute, lambda q: con.execute(q).fetchone()[0], sql,
+                                                  f'violations."{cid}"', f'audit."__scratch_{cid}"')
             ready.add(cid)
-            populations[cid] = int(con.execute(population_sql(sql)).fetchone()[0])
         except (duckdb.Error, ValueError):
-            pass
+            populations.pop(cid, None)
         shown.control_done(cid)
     return populations, ready
 

@@ -66,7 +66,7 @@ from great_expectations.expectations.expectation import BatchExpectation  # noqa
 from great_expectations.expectations.metrics.metric_provider import metric_value  # noqa: E402
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider  # noqa: E402
 
-from audit import progress  # noqa: E402
+from audit import materialize, progress  # noqa: E402
 from audit.controls import population_sql  # noqa: E402
 from audit.gx_duckdb import share, unshare  # noqa: E402
 from audit.mask import scrub  # noqa: E402
@@ -103,13 +103,22 @@ class ControlViolationsMaterialized(QueryMetricProvider):
         ahead = target in _materialized
         if not ahead:
             progress.current().control_started(control_id)
+        def execute(statement: str) -> None:
+            execution_engine.execute_query_in_transaction(_text(statement))
+
+        def scalar(query: str):
+            return execution_engine.execute_query(_text(query)).scalar()
+
         try:
-            if not ahead:
-                execution_engine.execute_query_in_transaction(_text(f"CREATE OR REPLACE TABLE {target} AS {sql}"))
-            violations = execution_engine.execute_query(_text(f"SELECT count(*) FROM {target}")).scalar()
-            population = _known_populations.get(target)
-            if population is None:
-                population = execution_engine.execute_query(_text(population_sql(sql))).scalar()
+            if ahead:
+                violations = scalar(f"SELECT count(*) FROM {target}")
+                population = _known_populations.get(target)
+                if population is None:
+                    population = scalar(population_sql(sql))
+            else:
+                # The control's SQL into its table, and its population, in one evaluation.
+                violations, population = materialize.run(execute, scalar, sql, target,
+                                                         f'audit."__scratch_{control_id}"')
         finally:
             if not ahead:
                 progress.current().control_done(control_id)
