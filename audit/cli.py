@@ -142,7 +142,7 @@ def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, no
 
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers,
-                       after=lambda res, folder: render_run(res, folder, notebooks))
+                       after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label))
     record_run(result, ledger, label)
     finish(result, fail_on)
 

@@ -6,5 +6,6 @@ personal data goes through audit.mask before it reaches an output.
 """
 
 from audit.report.data import AuditRun, open_run
+from audit.report.trend import Trend, load_trend
 
-__all__ = ["AuditRun", "open_run"]
+__all__ = ["AuditRun", "Trend", "load_trend", "open_run"]

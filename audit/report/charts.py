@@ -14,6 +14,7 @@ import math
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from audit.policy import SEVERITIES
 from audit.report.html import Html, note
@@ -41,26 +42,27 @@ STATUS_LABELS = {"fail": "failed", "error": "error", "not_evaluated": "not evalu
 class Chart:
     """A plotly figure that displays itself as HTML (for the report) and as plotly JSON (for JupyterLab)."""
 
-    def __init__(self, fig: go.Figure):
+    def __init__(self, fig: go.Figure, div_id: str | None = None):
         self.fig = fig
+        self.div_id = div_id  # a fixed id for the chart's div (else plotly's random one)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         html = self.fig.to_html(include_plotlyjs=False, full_html=False, config=CONFIG, default_width="100%",
-                                default_height=f"{self.fig.layout.height or 420}px")
+                                default_height=f"{self.fig.layout.height or 420}px", div_id=self.div_id)
         title = self.fig.layout.title.text or "chart"
         return {"text/html": f'<div class="audit-chart">{html}</div>',
                 "application/vnd.plotly.v1+json": {**json.loads(self.fig.to_json()), "config": CONFIG},
                 "text/plain": f"<chart: {title}>"}
 
 
-def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> Chart:
+def _layout(fig: go.Figure, title: str, height: int = 420, div_id: str | None = None, **kw) -> Chart:
     fig.update_layout(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}}, height=height,
         template="plotly_white", font={"family": FONT, "size": 12}, margin={"l": 60, "r": 30, "t": 60, "b": 50},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "title": None,
                 "traceorder": "normal"},
         hoverlabel={"font": {"family": FONT}}, **kw)
-    return Chart(fig)
+    return Chart(fig, div_id)
 
 
 def _vline(fig: go.Figure, x, text: str, color: str = "#34495e") -> None:
@@ -322,3 +324,53 @@ def consent_at_send(df: pd.DataFrame) -> Chart | Html:
     fig.update_yaxes(title="marketing e-mails sent")
     return _layout(fig, "Consent state of the recipient when each marketing e-mail was sent", height=360,
                    barmode="stack")
+
+
+# -- trend since previous periods -----------------------------------------------------------------
+
+TREND_CHART_ID = "audit-trend-chart"
+TREND_COLORS = qualitative.Dark24 + qualitative.Light24
+
+
+def violations_trend(trend) -> Chart | Html:
+    """Lines: each control's unwaived violations over the periods of the run's policy pack (audit.report.trend)."""
+    if not trend.available:
+        return Html("")
+    pts = trend.points
+    cur = pts[pts.run_id == trend.run_id]
+    order = (pts.groupby("control_id").violations.max().loc[lambda s: s > 0].index.tolist())
+    rank = {c: (-int(v), int(p)) for c, v, p in zip(cur.control_id, cur.violations, cur.position)}
+    order.sort(key=lambda c: rank.get(c, (0, 10**6)))
+    points = pts.drop_duplicates("seq")[["seq", "as_of", "label", "run_id"]]
+    fig = go.Figure()
+
+    def show(v) -> str:
+        return "–" if v is None or pd.isna(v) else f"{int(v):,}"
+
+    for i, cid in enumerate(order):
+        part = pts[pts.control_id == cid].sort_values("as_of")
+        fig.add_scatter(x=part.as_of, y=part.violations.astype(int), mode="lines+markers", name=cid,
+                        line={"color": TREND_COLORS[i % len(TREND_COLORS)], "width": 2}, marker={"size": 6},
+                        customdata=[(lbl, show(w), show(n), show(r)) for lbl, w, n, r in
+                                    zip(part.label, part.waived, part.new, part.resolved)],
+                        hovertemplate="<b>" + cid + "</b> %{customdata[0]}: %{y:,} violations "
+                                      "(+%{customdata[1]} waived)<br>%{customdata[2]} new, %{customdata[3]} resolved "
+                                      "since the period before<extra></extra>")
+    waived = pts.groupby("seq", sort=False).waived.sum()
+    if int(waived.sum()):
+        w = points.assign(waived=points.seq.map(waived).astype(int))
+        fig.add_scatter(x=w.as_of, y=w.waived, mode="lines+markers", name="waived (all controls)",
+                        line={"color": "#8e44ad", "dash": "dot", "width": 2}, marker={"symbol": "diamond"},
+                        customdata=w.label, hovertemplate="%{customdata}: %{y:,} violations waived<extra></extra>")
+    if not order and not int(waived.sum()):
+        return note(f"No violation in any period from {points.label.iloc[0]} to {points.label.iloc[-1]}.")
+    if len(cur):
+        _vline(fig, cur.as_of.iloc[0].isoformat(), "this run")
+    fig.update_xaxes(type="date", tickvals=list(points.as_of), ticktext=list(points.label), title=None)
+    fig.update_yaxes(title="unwaived violations", rangemode="tozero")
+    chart = _layout(fig, f"Violations per control over {len(points)} periods (policy {trend.policy_name} "
+                         f"{trend.policy_sha256[:8]})", height=min(max(460, 19 * len(fig.data) + 110), 760),
+                   div_id=TREND_CHART_ID)
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top",
+                              "title": None}, margin={"r": 120})
+    return chart

@@ -271,3 +271,84 @@ def response_summary(facts: dict, what: str) -> Html:
         f"{facts['p90_days']:.1f} days, against a deadline of {facts['deadline_days']} days. "
         f"<b style=\"color:{'#c0392b' if late + overdue else '#2e8b57'}\">{late:,} answered late, "
         f"{overdue:,} still open past the deadline</b>.")
+
+
+# -- trend since previous periods (audit.report.trend) ----------------------------------------------
+
+TREND_PERIOD_COLUMNS = {"period": "period", "run_id": "run", "failed": "controls failed",
+                        "violations": "violations", "new": "new", "resolved": "resolved", "waived": "waived",
+                        "waivers": "waivers applied", "expired_waivers": "waivers expired"}
+
+
+def trend_summary(trend) -> Html:
+    """What changed since the previous period of the same policy, in a sentence and tiles; or why there is no trend."""
+    if not trend.available:
+        return note(trend.reason)
+    t, p = trend.totals(), trend.previous
+    text = (f"Since the previous period, <b>{esc(p['label'])}</b> (run <code>{esc(p['run_id'])}</code>, cutoff "
+            f"{esc(fmt(p['as_of'])[:10])}): <b>{t['new']:,} new</b> and <b>{t['resolved']:,} resolved</b> "
+            f"violations, {t['persisting']:,} persisting.")
+    if t["waived"]:
+        text += f" {t['waived']:,} of this run's violations are waived (they still count as violations here)."
+    if trend.replaced:
+        r, n = trend.replaced[-1], len(trend.replaced)
+        which = (f"run <code>{esc(r['run_id'])}</code> ({esc(r['label'])}), recorded earlier for the same cutoff"
+                 if n == 1 else f"{n} runs recorded earlier for the same cutoff (the latest: run "
+                                f"<code>{esc(r['run_id'])}</code>, {esc(r['label'])})")
+        text += (f" This run replaces {which}: the series keeps one run per cutoff, the latest, so changes are "
+                 f"counted from {esc(p['label'])}, not from {'that run' if n == 1 else 'them'}.")
+    if trend.later:
+        text += (f" The ledger also holds {trend.later} later period{'s' if trend.later != 1 else ''}, "
+                 f"shown in the chart.")
+    items = [(f"{t['new']:,}", f"new since {p['label']}", "#c0392b" if t["new"] else "#2e8b57"),
+             (f"{t['resolved']:,}", f"resolved since {p['label']}", "#2e8b57"),
+             (f"{t['persisting']:,}", "persisting", "#2c3e50")]
+    if t["waived"]:
+        items.append((f"{t['waived']:,}", "waived in this run", "#8e44ad"))
+    return Html(f'<div class="audit-trend-summary">{paragraph(text)}{tiles(items)}</div>')
+
+
+def trend_changes(trend) -> Html:
+    """Per control: violations, waived, new, resolved and persisting since the previous period (as `audit diff`)."""
+    if not trend.available:
+        return Html("")
+    df = trend.changes
+    shown = df[(df.violations + df.waived + df.resolved) > 0].sort_values("position")
+    quiet = len(df) - len(shown)
+    cols = (("violations", "violations"), ("waived", "waived"), ("new", "new"), ("resolved", "resolved"),
+            ("persisting", "persisting"))
+    th = f"padding:4px 8px;border-bottom:2px solid {BORDER}"
+    td = f"padding:3px 8px;border-bottom:1px solid {BORDER};white-space:nowrap"
+    head = (f'<th style="{th};text-align:left">control</th><th style="{th};text-align:left">severity</th>'
+            f'<th style="{th};text-align:left">status</th>'
+            + "".join(f'<th style="{th};text-align:right">{esc(h)}</th>' for _, h in cols))
+    body = []
+    for r in shown.to_dict("records"):
+        cid = esc(r["control_id"])
+        cells = "".join(f'<td class="audit-{c}" style="{td};text-align:right">{fmt(r[c])}</td>' for c, _ in cols)
+        body.append(f'<tr data-control="{cid}"><td style="{td}"><a href="#control-{cid}" '
+                    f'style="text-decoration:none">{cid}</a></td><td style="{td}">{severity(r["severity"])}</td>'
+                    f'<td style="{td}">{badge(r["status"])}</td>{cells}</tr>')
+    t = trend.totals()
+    foot = (f'<tr data-control="total" style="font-weight:600"><td style="{td}" colspan="3">total</td>'
+            + "".join(f'<td class="audit-{c}" style="{td};text-align:right">{fmt(t[c])}</td>' for c, _ in cols)
+            + "</tr>")
+    rest = (f'<p style="color:#566573;font-size:0.85em">{quiet} other control{"s" if quiet != 1 else ""}: '
+            f'no violation in this run or in {esc(trend.previous["label"])}.</p>' if quiet else "")
+    caption = (f'<div style="font-weight:600;margin-top:8px">Changes per control since '
+               f'{esc(trend.previous["label"])} (violations: unwaived, in this run)</div>')
+    return Html(f'{caption}<div style="overflow-x:auto"><table class="audit-table audit-trend-changes" '
+                f'style="border-collapse:collapse;font-size:0.9em;margin:6px 0 12px"><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody><tfoot>{foot}</tfoot></table></div>{rest}')
+
+
+def trend_periods(trend) -> Html:
+    """One row per period of the series: controls failed, violations, new, resolved, waived and waiver counts."""
+    if not trend.available:
+        return Html("")
+    df = trend.periods.copy()
+    df["period"] = [f"{label} (this run)" if cur else label for label, cur in zip(df.label, df.current)]
+    caption = ('<div style="font-weight:600;margin-top:8px">Periods of this policy pack (one run per cutoff; new '
+               'and resolved: since the period before; waived: violations covered by a waiver)</div>')
+    return Html(caption + str(table(df, TREND_PERIOD_COLUMNS)).replace(
+        'class="audit-table"', 'class="audit-table audit-trend-periods"', 1))

@@ -6,6 +6,11 @@ never half-written in `--out`. The executed notebooks are kept beside
 report.html, a failed one too (papermill saves it with the error); each failure
 becomes one line: `report notebook NAME failed at cell N: Error: message`.
 
+The notebooks get the parameters run_dir, exports, as_of and policy; those that
+declare them also get `ledger` (the run ledger's absolute path, "" for none,
+for the trend section; the run is recorded only after its folder lands) and
+`period` (the `--period` label, or "").
+
 report.html is one self-contained page: the report notebooks one after the
 other, inputs hidden, plotly.js inlined once in the head, and a template
 (audit/templates/audit_report) without the require.js, MathJax, mermaid and
@@ -144,8 +149,33 @@ def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] |
     return out
 
 
-def render_run(result, folder: Path, notebooks: Path | None = None) -> list[str]:
-    """The `after` hook of `audit run`: execute the report notebooks into `folder`, render report.html there."""
+def ledger_parameter(ledger) -> str:
+    """The notebooks' `ledger` parameter: the ledger's absolute path, or "" when there is none (yet)."""
+    if ledger is None or str(ledger) in ("", ".", "-"):
+        return ""
+    path = Path(ledger).resolve()
+    return str(path) if path.is_file() else ""
+
+
+def _declared(notebook: Path, optional: dict) -> dict:
+    """The optional parameters the notebook's parameters cell declares (papermill warns about the others)."""
+    import papermill as pm
+
+    try:
+        names = set(pm.inspect_notebook(str(notebook)))
+    except Exception:  # noqa: BLE001 - an unreadable notebook fails in execute(), with its one-line message
+        return {}
+    return {k: v for k, v in optional.items() if k in names}
+
+
+def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str | Path | None = None,
+               period: str | None = None) -> list[str]:
+    """The `after` hook of `audit run`: execute the report notebooks into `folder`, render report.html there.
+
+    `ledger`: the run ledger `audit run` records into (its trend section reads the
+    earlier runs there; the run itself is recorded only after its folder lands);
+    `period`: the run's period label (`--period`), if any.
+    """
     folder = Path(folder)
     sources = report_notebooks(notebooks)
     if not sources:
@@ -153,11 +183,12 @@ def render_run(result, folder: Path, notebooks: Path | None = None) -> list[str]
     run = result.run
     parameters = {"run_dir": ".", "exports": run["exports"], "as_of": run["as_of"],
                   "policy": run["policy"]["path"]}
+    optional = {"ledger": ledger_parameter(ledger), "period": period or ""}
     outputs = [folder / p.name for p in sources]
     workers = max(1, min(len(sources), os.cpu_count() or 1, 4))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="papermill") as pool:
-        errors = [e for e in pool.map(lambda io: execute(io[0], io[1], parameters, folder), zip(sources, outputs))
-                  if e]
+        errors = [e for e in pool.map(lambda io: execute(io[0], io[1], {**parameters, **_declared(io[0], optional)},
+                                                         folder), zip(sources, outputs)) if e]
     executed = [p for p in outputs if p.is_file()]
     if executed:
         try:
