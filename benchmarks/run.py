@@ -261,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                 peer = fmt == "parquet" and rows <= args.peer_max
                 case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, Path(tmp))
                 if not peer:
-                    case["peer_skipped"] = ("CSV (the peer reads Parquet)" if fmt != "parquet" else
-                                            f"{label(rows)} rows do not fit in memory as pandas DataFrames")
+                    case["peer_skipped"] = (
+                        "CSV (the peer reads Parquet)" if fmt != "parquet" else
+                        f"{label(rows)} rows: above --peer-max {label(int(args.peer_max))}, the size whose "
+                        f"pandas DataFrames fit in memory" if args.peer_max >= 1 else "--peer-max 0")
                 doc["cases"].append(case)
     doc["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     doc["elapsed_seconds"] = round(time.perf_counter() - t0, 1)
