@@ -207,9 +207,9 @@ def markdown(doc: dict) -> str:
         "outputs); RSS is the peak of the process tree. The floor is `benchmarks/floor.py` (31 controls, "
         "plain DuckDB SQL); the peer is `benchmarks/peer_gx_pandas.py` (GX 1.x pandas engine, 10 of the 31 "
         "controls, Parquet only).", "",
-        "| export | rows | runs | audit check | floor | audit / floor | audit peak RSS | floor peak RSS "
-        "| GX on pandas (10 controls) | peer / audit | peer peak RSS | counts agree |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| export | rows | runs | audit check | floor | audit / floor | CPU audit / floor | audit peak RSS "
+        "| floor peak RSS | GX on pandas (10 controls) | peer / audit | peer peak RSS | counts agree |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in doc["cases"]:
         peer = c.get("peer")
@@ -218,6 +218,7 @@ def markdown(doc: dict) -> str:
         lines.append(
             f"| {c['format']} | {c['label']} | {c['repeat']} | {c['audit']['median_seconds']:.2f} s "
             f"| {c['floor']['median_seconds']:.2f} s | {c['ratio_audit_to_floor']:.2f}x "
+            f"| {c['audit']['median_cpu_seconds']:.1f} / {c['floor']['median_cpu_seconds']:.1f} s "
             f"| {c['audit']['max_peak_rss_mb'] / 1024:.2f} GB | {c['floor']['max_peak_rss_mb'] / 1024:.2f} GB "
             + (f"| {peer['median_seconds']:.2f} s | {c['ratio_peer_to_audit']:.2f}x | {peer['max_peak_rss_mb'] / 1024:.2f} GB "
                if peer else f"| skipped: {c['peer_skipped']} | | ")
@@ -225,6 +226,18 @@ def markdown(doc: dict) -> str:
     lines += ["", "Scaling exponents (slope of log time against log rows, Parquet): "
               + ", ".join(f"{k} {v}" for k, v in doc["exponents"].items() if v is not None)
               + ". 1.0 is linear; below 1 the fixed start-up cost still weighs at the small sizes.", ""]
+    targets = []
+    for c in doc["cases"]:
+        if c["format"] == "parquet" and c["rows"] == 10**7:
+            ok = c["ratio_audit_to_floor"] <= 1.5
+            targets.append(f"- `audit check` at most 1.5x the floor at 1e7 rows (Parquet): "
+                           f"{c['ratio_audit_to_floor']:.2f}x, {'met' if ok else 'NOT met'}.")
+        if c["rows"] >= 10**8:
+            gb = c["audit"]["max_peak_rss_mb"] / 1024
+            targets.append(f"- {c['label']} rows ({c['format']}) complete with peak RSS at most 8 GB: "
+                           f"{gb:.2f} GB in {c['audit']['median_seconds']:.0f} s, {'met' if gb <= 8 else 'NOT met'}.")
+    if targets:
+        lines += ["Targets (issue 5):", *targets, ""]
     bad = [f"{c['format']} {c['label']} {who}: {a['mismatches']}" for c in doc["cases"]
            for who, a in c["agreement"].items() if a["mismatches"]]
     if bad:
