@@ -37,8 +37,9 @@ def _import_gx():
     - jsonschema (imported through altair) compiles the RFC 3987 grammars of
       rfc3987-syntax when that package is installed (seconds), for an "iri"
       format check nothing here uses: it is imported as if absent.
-    - scipy.stats (~0.7 s) is imported at module level by the KL-divergence
-      expectation only: it is deferred until that expectation uses it.
+    - scipy.stats (~0.7 s) and altair (~0.3 s) are imported at module level by
+      the KL-divergence expectation only, which uses them inside its methods:
+      they are deferred until that expectation uses them.
 
     Both stand-ins are removed once GX is imported, so later imports of these
     modules get the real ones.
@@ -46,8 +47,9 @@ def _import_gx():
     stand_ins = {}
     if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
         stand_ins["rfc3987_syntax"] = None
-    if "scipy.stats" not in sys.modules:
-        stand_ins["scipy.stats"] = _DeferredModule("scipy.stats")
+    for name in ("scipy.stats", "altair"):
+        if name not in sys.modules:
+            stand_ins[name] = _DeferredModule(name)
     sys.modules.update(stand_ins)
     try:
         import great_expectations
