@@ -95,6 +95,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     root = Path(exports)
     if not root.is_dir():
         raise UsageError(f"{exports}: export folder not found")
+    _import_gx_early()  # seconds of imports, overlapped with the pack and the export
     try:
         t = cutoff(as_of)
     except ValueError as exc:
@@ -105,7 +106,6 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     out = Path(out)
     if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
         raise UsageError(f"{out}: --out must not be inside the export folder (exports are read-only)")
-    _import_gx_early()  # seconds of imports, overlapped with reading the export
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     work.chmod(0o755)
