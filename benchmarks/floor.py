@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -305,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--as-of", default="2026-09-30")
     ap.add_argument("--json", type=Path, default=None, help="write the result here (default: stdout)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 6GB (default: DuckDB's, 80%% of RAM)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     T = f"TIMESTAMP '{dt.date.fromisoformat(args.as_of)} 23:59:59.999999'"
@@ -312,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     con.execute("SET TimeZone = 'UTC'")
     if args.threads:
         con.execute(f"SET threads = {args.threads}")
+    if args.memory_limit:
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
+        spill = tempfile.mkdtemp(prefix="floor-spill-")
+        con.execute(f"SET temp_directory = '{spill}'")
     load(con, args.exports)
     con.execute(f"""CREATE TEMP TABLE holds AS SELECT DISTINCT table_name, record_id FROM legal_holds
                     WHERE placed_at <= {T} AND (released_at IS NULL OR released_at > {T}) AND record_id IS NOT NULL""")
@@ -328,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"controls": dict(sorted(out.items())),
            "seconds": {"load": round(loaded - started, 4), "controls": secs},
            "total_seconds": round(time.perf_counter() - started, 4)}
+    con.close()
+    if args.memory_limit:
+        shutil.rmtree(spill, ignore_errors=True)
     text = json.dumps(doc, indent=2)
     if args.json:
         args.json.write_text(text)

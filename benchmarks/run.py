@@ -143,7 +143,7 @@ def compare(reference: dict[str, dict], other: dict[str, dict]) -> list[str]:
 
 
 def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_limit: str | None,
-             scratch: Path) -> dict:
+             floor_memory_limit: str | None, scratch: Path) -> dict:
     case = {"format": fmt, "rows": rows, "label": label(rows), "repeat": repeat, "runs": {"audit": [], "floor": [], "peer": []},
             "agreement": {}, "peer_skipped": None if peer else "not run"}
     check = [*audit_cmd(), "check", "--exports", str(folder), "--as-of", AS_OF, "--out", str(scratch / "run"),
@@ -153,6 +153,8 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
     env = {**os.environ, "CI": "true"}  # no progress bars in measured runs
     floor = [sys.executable, str(HERE / "floor.py"), "--exports", str(folder), "--as-of", AS_OF,
              "--json", str(scratch / "floor.json")]
+    if floor_memory_limit:
+        floor += ["--memory-limit", floor_memory_limit]
     peer_cmd = [sys.executable, str(HERE / "peer_gx_pandas.py"), "--exports", str(folder), "--as-of", AS_OF,
                 "--json", str(scratch / "peer.json")]
     for i in range(repeat):
@@ -206,7 +208,8 @@ def markdown(doc: dict) -> str:
         "Times are wall-clock medians of the runs (a fresh process each: start-up, import, read, all controls, "
         "outputs); RSS is the peak of the process tree. The floor is `benchmarks/floor.py` (31 controls, "
         "plain DuckDB SQL); the peer is `benchmarks/peer_gx_pandas.py` (GX 1.x pandas engine, 10 of the 31 "
-        "controls, Parquet only).", "",
+        "controls, Parquet only). DuckDB memory limits: audit check "
+        f"{doc['memory_limits']['audit']}, floor {doc['memory_limits']['floor']}.", "",
         "| export | rows | runs | audit check | floor | audit / floor | CPU audit / floor | audit peak RSS "
         "| floor peak RSS | GX on pandas (10 controls) | peer / audit | peer peak RSS | counts agree |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -254,16 +257,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="largest size the GX-on-pandas peer runs at (pandas loads tables whole)")
     ap.add_argument("--repeat", type=int, default=None, help="runs per case (default 3, 1 above 1e7)")
     ap.add_argument("--memory-limit", default=None, help="passed to audit check --memory-limit")
+    ap.add_argument("--floor-memory", default="same",
+                    help="DuckDB memory limit of the floor: 'same' as audit check (default), 'duckdb' "
+                         "(DuckDB's own default, 80%% of RAM), or a size")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    # The floor gets the memory budget `audit check` runs with (25% of RAM unless
+    # --memory-limit), so that both spill alike; 'duckdb' leaves it DuckDB's default.
+    if args.floor_memory == "same":
+        floor_limit = args.memory_limit or f"{int(psutil.virtual_memory().total * 0.25) >> 20}MB"
+    else:
+        floor_limit = None if args.floor_memory == "duckdb" else args.floor_memory
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     doc = {"started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
            "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "machine": machine(), "loadavg_before": [round(x, 2) for x in os.getloadavg()], "cases": []}
+           "machine": machine(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+           "memory_limits": {"audit": args.memory_limit or "default (25% of RAM)", "floor": floor_limit or "DuckDB default"},
+           "cases": []}
     with tempfile.TemporaryDirectory(prefix="audit-bench-") as tmp:
         for fmt in formats:
             for rows in sizes:
@@ -272,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 folder = ensure_sample(args.data, fmt, rows)
                 repeat = args.repeat or (3 if rows <= 10**7 else 1)
                 peer = fmt == "parquet" and rows <= args.peer_max
-                case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, Path(tmp))
+                case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, floor_limit, Path(tmp))
                 if not peer:
                     case["peer_skipped"] = (
                         "CSV (the peer reads Parquet)" if fmt != "parquet" else
