@@ -20,7 +20,7 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, export, materialize, progress
+from audit import __version__, export, progress
 from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
 from audit.errors import InputProblem, UsageError
 from audit.findings import write_outputs
@@ -154,12 +154,9 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
                 meta = {"control_id": cid, "severity": res.severity, "title": control.title}
                 planned.append((cid, render(control, pack, t), meta))
         shown.set_total(len(planned))
-        populations, ready = _ahead_of_gx(con, planned, shown)
         shown.stage("Great Expectations")
         gx_controls = _gx_controls()
-        outcome = (gx_controls.run(con, planned, work / "gx" / "validation_results.json",
-                                   populations=populations, materialized=ready)
-                   if planned else {})
+        outcome = gx_controls.run(con, planned, work / "gx" / "validation_results.json") if planned else {}
         shown.stage("writing findings")
         for res in results:
             got = outcome.get(res.control.id)
@@ -221,34 +218,6 @@ def _gx_controls():
     from audit import gx_controls  # GX import is slow: only when a run needs it
 
     return gx_controls
-
-
-def _ahead_of_gx(con: duckdb.DuckDBPyConnection, planned: list[tuple[str, str, dict]],
-                shown: progress.Quiet) -> tuple[dict[str, int], set[str]]:
-    """DuckDB work that needs no GX, done on this thread while GX imports on its own.
-
-    In catalogue order, as long as the import lasts: each control's SQL into its
-    violations table (the very statement GX's metric would run), then its
-    population count. Returns the counts and the ids whose table is ready; GX's
-    metric reads those tables and runs every other control itself. A statement
-    that fails here is left to GX, which reports the error as usual.
-    """
-    populations: dict[str, int] = {}
-    ready: set[str] = set()
-    con.execute('CREATE SCHEMA IF NOT EXISTS violations')
-    for cid, sql, _ in planned:
-        if _gx_import is None or not _gx_import.is_alive():
-            break
-        shown.control_started(cid)
-        try:
-            # The same table as gx_controls.violations_table(cid), filled by the same statements.
-            _, populations[cid] = materialize.run(con.execute, lambda q: con.execute(q).fetchone()[0], sql,
-                                                  f'violations."{cid}"', f'audit."__scratch_{cid}"')
-            ready.add(cid)
-        except (duckdb.Error, ValueError):
-            populations.pop(cid, None)
-        shown.control_done(cid)
-    return populations, ready
 
 
 def write_violation_tables(result: RunResult) -> None:

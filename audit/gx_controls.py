@@ -69,15 +69,10 @@ from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider  # noqa: E402
 
 from audit import materialize, progress  # noqa: E402
-from audit.controls import population_sql  # noqa: E402
 from audit.gx_duckdb import share, unshare  # noqa: E402
 from audit.mask import scrub  # noqa: E402
 
 VIOLATIONS_SCHEMA = "violations"
-# Work the caller already did for this run, by violations table: population
-# counts, and violations tables already filled by the control's SQL.
-_known_populations: dict[str, int] = {}
-_materialized: set[str] = set()
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
@@ -102,9 +97,8 @@ class ControlViolationsMaterialized(QueryMetricProvider):
         sql = metric_value_kwargs["control_sql"]
         target = metric_value_kwargs["violations_table"]
         control_id = target.split(".", 1)[-1].strip('"')
-        ahead = target in _materialized
-        if not ahead:
-            progress.current().control_started(control_id)
+        progress.current().control_started(control_id)
+
         def execute(statement: str) -> None:
             execution_engine.execute_query_in_transaction(_text(statement))
 
@@ -112,18 +106,11 @@ class ControlViolationsMaterialized(QueryMetricProvider):
             return execution_engine.execute_query(_text(query)).scalar()
 
         try:
-            if ahead:
-                violations = scalar(f"SELECT count(*) FROM {target}")
-                population = _known_populations.get(target)
-                if population is None:
-                    population = scalar(population_sql(sql))
-            else:
-                # The control's SQL into its table, and its population, in one evaluation.
-                violations, population = materialize.run(execute, scalar, sql, target,
-                                                         f'audit."__scratch_{control_id}"')
+            # The control's SQL into its table, and its population, in one evaluation.
+            violations, population = materialize.run(execute, scalar, sql, target,
+                                                     f'audit."__scratch_{control_id}"')
         finally:
-            if not ahead:
-                progress.current().control_done(control_id)
+            progress.current().control_done(control_id)
         return {"violations": int(violations), "population": int(population)}
 
 
@@ -152,20 +139,13 @@ class ExpectNoControlViolations(BatchExpectation):
         }
 
 
-def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
-        populations: dict[str, int] | None = None, materialized: set[str] | None = None) -> dict[str, dict]:
+def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dict[str, dict]:
     """Validate every planned control (id, rendered SQL, meta) in one GX run.
 
-    `populations`: population counts the caller already took, by control id;
-    `materialized`: controls whose violations table the caller already filled
-    with the control's SQL, on this connection (the engine does that while GX
-    imports). The metric does the rest itself.
+    GX's SQL engine runs every control's SQL (pushed down into DuckDB through
+    `audit_duckdb`); nothing is computed for it beforehand.
     Returns, per control id, {"violations", "population"} or {"error": message}.
     """
-    _known_populations.clear()
-    _known_populations.update({violations_table(cid): n for cid, n in (populations or {}).items()})
-    _materialized.clear()
-    _materialized.update(violations_table(cid) for cid in (materialized or ()))
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIOLATIONS_SCHEMA}")
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
     con.execute("CREATE OR REPLACE TABLE audit.batch AS SELECT 1 AS one")
@@ -186,8 +166,6 @@ def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
         result = validation.run(result_format="SUMMARY")
     finally:
         unshare(url)
-        _known_populations.clear()
-        _materialized.clear()
     outcome: dict[str, dict] = {}
     for res in result.results:
         cid = res.expectation_config.meta["control_id"]
