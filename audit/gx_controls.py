@@ -73,6 +73,9 @@ from audit.gx_duckdb import share, unshare  # noqa: E402
 from audit.mask import scrub  # noqa: E402
 
 VIOLATIONS_SCHEMA = "violations"
+# GX's own expectation severity has three levels; the pack's four map onto them
+# (the pack's severity itself travels in `meta.severity`).
+GX_SEVERITY = {"critical": "critical", "high": "critical", "medium": "warning", "low": "info"}
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
@@ -159,7 +162,8 @@ def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dic
         # The suite is built whole, then stored once: `add_expectation` on a stored
         # suite re-serialises the whole suite each time (quadratic, ~0.4 s for 31).
         suite = context.suites.add(gx.ExpectationSuite(name="privacy_notice", expectations=[
-            ExpectNoControlViolations(control_sql=sql, violations_table=violations_table(cid), meta=meta)
+            ExpectNoControlViolations(control_sql=sql, violations_table=violations_table(cid), meta=meta,
+                                      severity=GX_SEVERITY.get(meta.get("severity"), "critical"))
             for cid, sql, meta in planned]))
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name="privacy_audit", data=batch, suite=suite))
