@@ -7,6 +7,14 @@ Library code raises these; only the CLI edge turns them into one-line messages
 from __future__ import annotations
 
 
+def first_line(error: BaseException | str, default: str | None = None) -> str:
+    """The first non-blank line of an error or message, for one-line reports."""
+    lines = [ln for ln in str(error).strip().splitlines() if ln.strip()]
+    if lines:
+        return lines[0].strip()
+    return default or (type(error).__name__ if isinstance(error, BaseException) else "")
+
+
 class AuditError(Exception):
     """Root of every error the workbench raises on purpose."""
 

@@ -23,6 +23,7 @@ import duckdb
 
 from audit import schema
 from audit.errors import InputProblem, UsageError
+from audit.errors import first_line as _first_line
 from audit.mask import mask_value
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -190,12 +191,11 @@ def _typed_expr(raw: str, raw_type: str, ltype: str) -> tuple[str, str | None, s
         if is_text:
             expr = f"CAST(TRY_CAST(NULLIF(trim({raw}), '') AS TIMESTAMPTZ) AS TIMESTAMP)"
             return expr, f"{blank} AND {expr} IS NULL", None
-        return f"CAST(NULL AS TIMESTAMP)", None, f"expected an ISO 8601 timestamp, found {raw_type}"
+        return "CAST(NULL AS TIMESTAMP)", None, f"expected an ISO 8601 timestamp, found {raw_type}"
     if ltype in (schema.INT, schema.DEC):
         target = schema.DUCKDB_TYPE[ltype]
         if is_text:
             expr = f"TRY_CAST(NULLIF(trim({raw}), '') AS {target})"
-            what = "an integer" if ltype == schema.INT else "a number"
             return expr, f"{blank} AND {expr} IS NULL", None
         if any(k in t for k in ("INT", "DECIMAL", "DOUBLE", "FLOAT", "REAL", "NUMERIC", "HUGEINT")):
             expr = f"TRY_CAST({raw} AS {target})"
@@ -341,11 +341,6 @@ def _sample(con, name: str, raw_name: str) -> str | None:
         return row[0] if row else None
     except duckdb.Error:
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # DuckDB's share of physical memory when no limit is given. DuckDB keeps within

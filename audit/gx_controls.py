@@ -69,6 +69,7 @@ from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider  # noqa: E402
 
 from audit import materialize, progress  # noqa: E402
+from audit.errors import first_line  # noqa: E402
 from audit.gx_duckdb import share, unshare  # noqa: E402
 from audit.mask import scrub  # noqa: E402
 
@@ -217,5 +218,4 @@ def _root_cause(message: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else "query failed"
+    return first_line(text, default="query failed")

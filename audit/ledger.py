@@ -47,6 +47,8 @@ from typing import Iterator
 import duckdb
 
 from audit.errors import LedgerError
+from audit.errors import first_line as _first_line
+from audit.findings import read_findings
 
 DEFAULT_LEDGER = "audit-ledger.duckdb"
 GENESIS = "0" * 64
@@ -96,11 +98,6 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 @contextmanager
@@ -188,7 +185,7 @@ def _record_hash(prev_hash: str, content_hash: str) -> str:
 
 def _read_findings(folder: Path) -> dict:
     try:
-        return json.loads((folder / "findings.json").read_text(encoding="utf-8"))
+        return read_findings(folder)
     except FileNotFoundError:
         raise LedgerError(f"{folder}: no findings.json; not a run folder") from None
     except (OSError, ValueError) as exc:

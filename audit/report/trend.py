@@ -21,13 +21,13 @@ run, `reason` says so in one sentence and the pieces show nothing else.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from audit.errors import LedgerError
+from audit.findings import read_findings
 from audit.mask import scrub
 
 INT_COLUMNS = ("seq", "position", "violations", "waived", "new", "resolved", "persisting")
@@ -77,7 +77,7 @@ def _frame(rows: list[dict], columns) -> pd.DataFrame:
 
 
 def _run_of(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "findings.json").read_text(encoding="utf-8"))["run"]
+    return read_findings(run_dir)["run"]
 
 
 def load_trend(run_dir: str | Path, ledger: str | Path | None, period: str | None = None) -> Trend:
