@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 
-
 class _DeferredModule(types.ModuleType):
     """Stands in for a module during GX's import; the real one is imported on first use."""
 
