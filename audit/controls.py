@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.errors import PolicyError
@@ -41,6 +41,8 @@ class Control:
     uses: tuple[str, ...]                  # optional tables: absent = empty, unreadable = error
     sql: str                               # the template
     suite: str
+    # Export columns the SQL reads, by table (audit/control_reads.py); None if not declared.
+    reads: dict[str, list[str]] | None = field(default=None, compare=False, hash=False)
 
     @property
     def tables(self) -> set[str]:
@@ -60,17 +62,22 @@ def load_catalogue(folder: Path = EXPECTATIONS) -> dict[str, Control]:
     for path in sorted(Path(folder).glob("*.json")):
         suite = json.loads(path.read_text(encoding="utf-8"))
         for exp in suite.get("expectations", []):
-            meta = exp["meta"]
-            control = Control(
-                id=meta["control_id"], title=meta["title"], section=meta["clause"]["section"],
-                quote=meta["clause"]["quote"], remediation=meta["remediation"],
-                requires=tuple(tuple(g) for g in meta["requires"]), uses=tuple(meta.get("uses", [])),
-                sql=exp["kwargs"]["control_sql"], suite=suite["name"],
-            )
+            control = control_from(exp, suite["name"])
             if control.id in out:
                 raise ValueError(f"{path.name}: control {control.id} defined twice")
             out[control.id] = control
     return out
+
+
+def control_from(expectation: dict, suite: str) -> Control:
+    """One expectation of a suite file as a Control."""
+    meta = expectation["meta"]
+    return Control(
+        id=meta["control_id"], title=meta["title"], section=meta["clause"]["section"],
+        quote=meta["clause"]["quote"], remediation=meta["remediation"],
+        requires=tuple(tuple(g) for g in meta["requires"]), uses=tuple(meta.get("uses", [])),
+        sql=expectation["kwargs"]["control_sql"], suite=suite, reads=meta.get("reads"),
+    )
 
 
 def check_pack(pack: Pack, catalogue: dict[str, Control]) -> None:

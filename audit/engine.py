@@ -20,7 +20,7 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, export, progress
+from audit import __version__, export, progress, shared_tables
 from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
 from audit.errors import InputProblem, UsageError
 from audit.findings import write_outputs
@@ -138,6 +138,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
     hashing = export.fingerprint_async(root)
     spill = work / ".spill"
     con = export.connect(temp_dir=spill, memory_limit=memory_limit)
+    copier = None
     try:
         shown.stage("loading export")
         ex = export.load(root, con)
@@ -153,10 +154,18 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             if status is None:
                 meta = {"control_id": cid, "severity": res.severity, "title": control.title}
                 planned.append((cid, render(control, pack, t), meta))
-        shown.set_total(len(planned))
+        copier = _share_columns(con, ex, catalogue, planned, t)  # while GX imports
         shown.stage("Great Expectations")
         gx_controls = _gx_controls()
-        outcome = gx_controls.run(con, planned, work / "gx" / "validation_results.json") if planned else {}
+
+        def ready() -> None:
+            shown.stage("copying shared columns")
+            copier.wait()
+            shown.set_total(len(planned))
+            shown.stage("Great Expectations")
+
+        outcome = gx_controls.run(con, planned, work / "gx" / "validation_results.json", ready) if planned else {}
+        copier.wait()
         shown.stage("writing findings")
         for res in results:
             got = outcome.get(res.control.id)
@@ -182,8 +191,21 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
         write_violation_tables(result)
         return result
     except BaseException:
+        if copier is not None:
+            copier.cancel()
         con.close()
         raise
+
+
+def _share_columns(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue: dict[str, Control],
+                   planned: list[tuple[str, str, dict]], t: dt.datetime) -> shared_tables.Copier:
+    """Start copying the columns several planned controls read into DuckDB tables (audit/shared_tables.py)."""
+    readers = [(catalogue[cid].tables, sql, catalogue[cid].reads) for cid, sql, _ in planned]
+    readers.append((("legal_holds",), scope_sql(t), None))  # audit.active_holds
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    size = shared_tables.memory_bytes(limit)
+    budget = int(size * shared_tables.MEMORY_SHARE) if size else None
+    return shared_tables.Copier(con, shared_tables.plan(con, ex, shared_tables.columns_read(readers), budget))
 
 
 _gx_import: threading.Thread | None = None

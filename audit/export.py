@@ -368,6 +368,8 @@ def connect(temp_dir: Path | None = None, memory_limit: str | None = None) -> du
     con = duckdb.connect(":memory:")
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute(f"SET threads = {max(1, os.cpu_count() or 1)}")
+    # Controls read the same Parquet files over and over: parse each footer once.
+    con.execute("SET parquet_metadata_cache = true")
     if temp_dir:
         con.execute(f"SET temp_directory = {sql_str(str(temp_dir))}")
     memory_limit = memory_limit or default_memory_limit()

@@ -16,7 +16,7 @@ import logging
 import sys
 import types
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 
 class _DeferredModule(types.ModuleType):
@@ -142,11 +142,14 @@ class ExpectNoControlViolations(BatchExpectation):
         }
 
 
-def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dict[str, dict]:
+def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
+        ready: Callable[[], object] | None = None) -> dict[str, dict]:
     """Validate every planned control (id, rendered SQL, meta) in one GX run.
 
     GX's SQL engine runs every control's SQL (pushed down into DuckDB through
-    `audit_duckdb`); nothing is computed for it beforehand.
+    `audit_duckdb`); nothing is computed for it beforehand. `ready()` is called
+    once GX is set up, right before it validates (the engine waits there for
+    the shared columns to be copied).
     Returns, per control id, {"violations", "population"} or {"error": message}.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIOLATIONS_SCHEMA}")
@@ -167,6 +170,8 @@ def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None) -> dic
             for cid, sql, meta in planned]))
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name="privacy_audit", data=batch, suite=suite))
+        if ready is not None:
+            ready()
         result = validation.run(result_format="SUMMARY")
     finally:
         unshare(url)

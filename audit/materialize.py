@@ -28,7 +28,8 @@ def plan(sql: str, target: str, scratch: str) -> tuple[list[str], str, str] | No
         return None
     head = counted[: counted.rindex(_COUNT)]
     main = sql[len(head):]
-    combined = (f"{head.rstrip()},\n__violations AS (SELECT *, true AS __is_violation FROM (\n{main}\n) AS __v)\n"
+    # The comma goes on a line of its own: the head may end with a comment line.
+    combined = (f"{head.rstrip()}\n,\n__violations AS (SELECT *, true AS __is_violation FROM (\n{main}\n) AS __v)\n"
                 f"SELECT __violations.*, __c.__population FROM (SELECT count(*) AS __population FROM population) AS __c\n"
                 f"LEFT JOIN __violations ON true")
     statements = [

@@ -50,3 +50,31 @@ def boundary_run(tmp_path_factory):
     proc = run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", out)
     assert proc.returncode == 0, proc.stderr
     return {"export": export, "out": out, "proc": proc}
+
+
+def as_parquet(export: Path, dest: Path) -> Path:
+    """The same export with every table as one Parquet file of the raw values (text stays text)."""
+    import duckdb
+
+    from audit import export as reader
+
+    dest.mkdir(parents=True)
+    con = duckdb.connect()
+    ex = reader.load(export, con)
+    for name in ex.sources:
+        con.execute(f"COPY (SELECT * FROM raw.\"{name}\") TO '{dest / (name + '.parquet')}' (FORMAT parquet)")
+    con.close()
+    return dest
+
+
+@pytest.fixture(scope="session")
+def boundary_parquet_run(tmp_path_factory):
+    """The boundary export rewritten as Parquet: the engine copies shared columns (audit/shared_tables.py)."""
+    from tests import boundary_export
+
+    base = tmp_path_factory.mktemp("boundary-parquet")
+    export = as_parquet(boundary_export.write(base / "mixed"), base / "export")
+    out = base / "run"
+    proc = run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return {"export": export, "out": out, "proc": proc}
