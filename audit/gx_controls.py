@@ -105,13 +105,13 @@ class ControlViolationsMaterialized(QueryMetricProvider):
         def execute(statement: str) -> None:
             execution_engine.execute_query_in_transaction(_text(statement))
 
-        def scalar(query: str):
-            return execution_engine.execute_query(_text(query)).scalar()
+        def fetch(query: str) -> tuple:
+            return tuple(execution_engine.execute_query(_text(query)).fetchone())
 
         try:
-            # The control's SQL into its table, and its population, in one evaluation.
-            violations, population = materialize.run(execute, scalar, sql, target,
-                                                     f'audit."__scratch_{control_id}"')
+            # The control's SQL and its population, in one evaluation (audit/materialize.py).
+            violations, population = materialize.run(execute, fetch, sql, target,
+                                                     f'audit."__evaluated_{control_id}"')
         finally:
             progress.current().control_done(control_id)
         return {"violations": int(violations), "population": int(population)}
