@@ -167,8 +167,9 @@ def controls(policy, show):
         if show not in pack.controls:
             raise click.BadParameter(f"no control {show} in the policy pack", param_hint="--show")
         c = catalogue[show]
+        reads = "; ".join(f"{t} ({', '.join(cols) or 'rows only'})" for t, cols in (c.reads or {}).items())
         click.echo(f"{c.id} [{pack.severity(c.id)}] {c.title}\nclause: {c.clause}\n"
-                   f"remediation: {c.remediation}\nsuite: {c.suite}\n\n{c.sql}")
+                   f"remediation: {c.remediation}\nsuite: {c.suite}\nreads: {reads or 'not declared'}\n\n{c.sql}")
         return
     for cid in pack.controls:
         c = catalogue[cid]

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv-max", type=float, default=1e7, help="largest size run in CSV")
     ap.add_argument("--peer-max", type=float, default=1e7,
                     help="largest size the GX-on-pandas peer runs at (pandas loads tables whole)")
-    ap.add_argument("--repeat", type=int, default=None, help="runs per case (default 3, 1 above 1e7)")
+    ap.add_argument("--repeat", type=int, default=None, help="runs per case (default 5, 1 above 1e7)")
     ap.add_argument("--memory-limit", default=None, help="passed to audit check --memory-limit")
     ap.add_argument("--floor-memory", default="same",
                     help="DuckDB memory limit of the floor: 'same' as audit check (default), 'duckdb' "
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 if fmt == "csv" and rows > args.csv_max:
                     continue
                 folder = ensure_sample(args.data, fmt, rows)
-                repeat = args.repeat or (3 if rows <= 10**7 else 1)
+                repeat = args.repeat or (5 if rows <= 10**7 else 1)
                 peer = fmt == "parquet" and rows <= args.peer_max
                 case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, floor_limit, Path(tmp))
                 if not peer:

@@ -122,6 +122,7 @@ def test_controls_and_clauses_commands():
     assert proc.returncode == 0 and len(lines) == 31 and lines[0].startswith("RET-01\thigh\t")
     shown = run_audit("controls", "--show", "COB-01").stdout
     assert "content_type" in shown and "remediation:" in shown
+    assert "\nreads: cobrowse_artifacts (artifact_id, artifact_type, content_type, customer_id, deleted_at, stored_at)\n" in shown
     clauses = run_audit("clauses")
     assert "sharing.liability\tmanual\t" in clauses.stdout
     assert clauses.stderr.strip().endswith("manual only")
