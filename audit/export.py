@@ -65,6 +65,11 @@ class Export:
     def label(self, table: str) -> str:
         return self.sources[table].label(self.root)
 
+    @property
+    def has_text_files(self) -> bool:
+        """Some table is CSV or JSONL: loading parses it (seconds at scale)."""
+        return any(s.format in ("csv", "jsonl") for s in self.sources.values())
+
 
 def discover(root: Path) -> Export:
     """Find the files of each table; two files for one table is a problem."""
@@ -378,8 +383,8 @@ def connect(temp_dir: Path | None = None, memory_limit: str | None = None) -> du
     return con
 
 
-def load(root: Path, con: duckdb.DuckDBPyConnection) -> Export:
-    """Discover and attach an export: the one entry point of this module."""
-    export = attach(con, discover(root))
+def load(root: Path | Export, con: duckdb.DuckDBPyConnection) -> Export:
+    """Discover and attach an export (or attach one already discovered): the entry point of this module."""
+    export = attach(con, root if isinstance(root, Export) else discover(root))
     export.problems.sort(key=lambda p: (p.file, p.column or ""))
     return export
