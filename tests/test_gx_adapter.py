@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 import great_expectations as gx
 import pytest
@@ -118,3 +120,18 @@ def test_control_query_failure_is_reported_not_raised(views):
     outcome = run(con, [("X-02", "WITH population AS (SELECT 1) SELECT * FROM no_such_table", {"control_id": "X-02"})], None)
     assert "no_such_table" in outcome["X-02"]["error"]
     assert outcome["X-02"]["error"].startswith("Catalog Error")
+
+
+def test_gx_import_leaves_the_interpreter_as_it_found_it():
+    """The import pauses the garbage collector and pins OpenBLAS to one thread (audit/gx_controls.py)."""
+    import subprocess
+    import sys
+
+    probe = ("import gc, os; import audit.gx_controls; "
+             "print(gc.isenabled(), os.environ.get('OPENBLAS_NUM_THREADS'), gc.get_freeze_count() > 10000)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["True", "None", "True"]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**env, "OPENBLAS_NUM_THREADS": "4"})
+    assert out.stdout.split() == ["True", "4", "True"]
