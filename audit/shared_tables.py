@@ -8,7 +8,7 @@ DuckDB table once, before Great Expectations runs the controls, and points the
 typed view `main.<table>` at that copy. The controls' SQL is unchanged and
 reads the same values; only where they come from changes.
 
-The copy is made while GX imports (~1.8 s of single-threaded Python): DuckDB
+The copy is made while GX imports (~1.4 s of single-threaded Python): DuckDB
 uses the otherwise idle core. At 10^7 rows the copies take about 1 s on two
 cores and ~1 GB, and cut the controls' time from about 3.3 s to about 1.7 s
 (benchmarks/results/bench.md has the whole run).
