@@ -141,7 +141,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
     try:
         shown.stage("loading export")
         found = export.discover(root)
-        # GX's import (~1.8 s of Python on one core) overlaps DuckDB's long work on the
+        # GX's import (~1.4 s of Python on one core) overlaps DuckDB's long work on the
         # other: parsing CSV/JSONL here, else the shared column copies started below.
         # Started any earlier, it would compete for the GIL with the loading itself.
         if found.has_text_files:
