@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 
 from audit import schema
+from audit.controls import EXPECTATIONS, Control, control_from, load_catalogue, render
+from audit.policy import load_pack
 
 # Views of the engine's own (audit/sql/scope.sql), not export tables.
 ENGINE_SCHEMAS = {"audit", "violations", "raw"}
@@ -74,20 +76,17 @@ def analyse(sql: str) -> dict[str, list[str]]:
     return {name: sorted(cols) for name, cols in sorted(reads.items())}
 
 
-def _rendered(control) -> str:
-    from audit.controls import render
-    from audit.policy import load_pack
-
-    return render(control, load_pack(None), dt.datetime(2026, 9, 30, 23, 59, 59))
+def _rendered(control: Control, pack) -> str:
+    # The pack's values are literals: any pack and cutoff give the same columns.
+    return render(control, pack, dt.datetime(2026, 9, 30, 23, 59, 59))
 
 
 def stale(folder: Path | None = None) -> dict[str, dict[str, list[str]]]:
     """Controls whose `meta.reads` differs from their SQL: id -> what the SQL reads."""
-    from audit.controls import EXPECTATIONS, load_catalogue
-
+    pack = load_pack(None)
     out = {}
     for cid, control in load_catalogue(folder or EXPECTATIONS).items():
-        found = analyse(_rendered(control))
+        found = analyse(_rendered(control, pack))
         if control.reads != found:
             out[cid] = found
     return out
@@ -95,18 +94,19 @@ def stale(folder: Path | None = None) -> dict[str, dict[str, list[str]]]:
 
 def write(folder: Path | None = None) -> list[str]:
     """Rewrite `meta.reads` of every control from its SQL; the ids changed."""
-    from audit.controls import EXPECTATIONS, control_from
-
+    pack = load_pack(None)
     changed = []
     for path in sorted(Path(folder or EXPECTATIONS).glob("*.json")):
         suite = json.loads(path.read_text(encoding="utf-8"))
+        before = len(changed)
         for expectation in suite.get("expectations", []):
             meta = expectation["meta"]
-            found = analyse(_rendered(control_from(expectation, suite["name"])))
+            found = analyse(_rendered(control_from(expectation, suite["name"]), pack))
             if meta.get("reads") != found:
                 meta["reads"] = found
                 changed.append(meta["control_id"])
-        path.write_text(json.dumps(suite, indent=2) + "\n", encoding="utf-8")
+        if len(changed) > before:
+            path.write_text(json.dumps(suite, indent=2) + "\n", encoding="utf-8")
     return changed
 
 

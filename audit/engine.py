@@ -273,7 +273,7 @@ def _row_counts(con: duckdb.DuckDBPyConnection, ex: export.Export) -> dict[str, 
         if name in ex.bad_tables:
             continue
         try:
-            counts[name] = con.execute(f'SELECT count(*) FROM main."{name}"').fetchone()[0]
+            counts[name] = export.row_count(con, ex, name)
         except duckdb.Error:
             pass
     return counts

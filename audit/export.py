@@ -53,7 +53,7 @@ class Export:
     sources: dict[str, Source] = field(default_factory=dict)
     problems: list[InputProblem] = field(default_factory=list)
     manifest: dict | None = None
-    row_counts: dict[str, int] = field(default_factory=dict)
+    row_counts: dict[str, int] = field(default_factory=dict)  # filled by row_count()
 
     @property
     def bad_tables(self) -> set[str]:
@@ -381,6 +381,13 @@ def connect(temp_dir: Path | None = None, memory_limit: str | None = None) -> du
     if memory_limit:
         con.execute(f"SET memory_limit = {sql_str(memory_limit)}")
     return con
+
+
+def row_count(con: duckdb.DuckDBPyConnection, export: Export, table: str) -> int:
+    """Rows of the typed table, counted once per run (Parquet: from the footers); raises duckdb.Error."""
+    if table not in export.row_counts:
+        export.row_counts[table] = con.execute(f"SELECT count(*) FROM main.{ident(table)}").fetchone()[0]
+    return export.row_counts[table]
 
 
 def load(root: Path | Export, con: duckdb.DuckDBPyConnection) -> Export:

@@ -33,7 +33,7 @@ from typing import Iterable
 import duckdb
 
 from audit import schema
-from audit.export import Export, ident
+from audit.export import Export, ident, row_count
 
 # Share of DuckDB's memory limit the copies may take: the rest is left to the
 # controls' joins and aggregations (which spill beyond the limit).
@@ -102,7 +102,7 @@ def plan(con: duckdb.DuckDBPyConnection, ex: Export, wanted: dict[str, tuple[set
             continue
         if table in ex.bad_tables:
             continue
-        rows = con.execute(f"SELECT count(*) FROM main.{ident(table)}").fetchone()[0]  # Parquet metadata only
+        rows = row_count(con, ex, table)  # Parquet: from the footers
         names = [c.name for c in schema.TABLES[table].all_columns if c.name in columns]
         candidates.append((estimate_bytes(rows, table, columns), table, names))
     chosen, left = [], budget
