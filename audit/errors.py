@@ -70,6 +70,10 @@ class LedgerError(AuditError):
     """The run ledger cannot be used or fails verification."""
 
 
+class OutputError(AuditError):
+    """A file of the run could not be written (disk full, file too large...): nothing landed."""
+
+
 class WaiverError(AuditError):
     """A waivers file that cannot be used; names the file and line."""
 
