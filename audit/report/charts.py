@@ -9,6 +9,7 @@ renderer emits the JSON mimetype only, so figures never go through fig.show().
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 
@@ -71,9 +72,26 @@ def _vline(fig: go.Figure, x, text: str, color: str = "#34495e") -> None:
                        font={"size": 11, "color": color}, bgcolor="rgba(255,255,255,0.85)")
 
 
+EPOCH = dt.datetime(1970, 1, 1)
+# Plotly's date axes stop at year 9999; pandas' own nanosecond integers at 2262-04-11.
+LAST = pd.Timestamp(dt.datetime.max)
+
+
 def _ms(x) -> float:
-    """A date as milliseconds since the epoch (plotly's unit for bar widths on a date axis)."""
-    return pd.Timestamp(x).value / 1e6
+    """A date as milliseconds since the epoch (plotly's unit for bar widths on a date axis).
+
+    Through Python's datetime, not `Timestamp.value`: that is nanoseconds, and
+    overflows past 2262 (a contract that "never" expires: 9999-12-31).
+    """
+    return (pd.Timestamp(x).to_pydatetime().replace(tzinfo=None) - EPOCH) / dt.timedelta(milliseconds=1)
+
+
+def _shift(ts: pd.Timestamp, days: int) -> pd.Timestamp:
+    """`ts` moved by `days`, kept within plotly's (and Python's) years 1 to 9999."""
+    try:
+        return min(max(ts + pd.Timedelta(days=days), pd.Timestamp(dt.datetime.min)), LAST)
+    except (OverflowError, ValueError):
+        return LAST if days > 0 else pd.Timestamp(dt.datetime.min)
 
 
 # -- executive summary ----------------------------------------------------------------------------
@@ -205,8 +223,8 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
     order = c.who.tolist()[::-1]
     cutoff = pd.Timestamp(cutoff)
     starts = pd.to_datetime(pd.concat([c.contract_signed_at, c.first_transfer]), errors="coerce").dropna()
-    span_start = (starts.min() if len(starts) else cutoff - pd.Timedelta(days=365)) - pd.Timedelta(days=60)
-    span_end = cutoff + pd.Timedelta(days=120)
+    span_start = _shift(starts.min() if len(starts) else _shift(cutoff, -365), -60)
+    span_end = _shift(cutoff, 120)
     fig = go.Figure()
     signed = c[c.contract_signed_at.notna()]
     if not signed.empty:

@@ -60,9 +60,11 @@ def fmt(value) -> str:
     if isinstance(value, numbers.Real):
         value = float(value)
         return f"{int(value):,}" if value.is_integer() else f"{value:,.1f}"
-    if isinstance(value, pd.Timestamp) or isinstance(value, dt.datetime):
-        ts = pd.Timestamp(value)
-        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.datetime):  # pd.Timestamp too
+        # isoformat, not strftime: strftime writes year 1 as "1"; and no nanosecond pandas arithmetic,
+        # which stops at 2262 ("never" is 9999-12-31)
+        day = value.date().isoformat()
+        return day if value.time() == dt.time() else f"{day} {value.time().isoformat('minutes')}"
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
