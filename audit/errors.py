@@ -42,11 +42,12 @@ class InputProblem(AuditError):
 
 
 class PolicyError(AuditError):
-    """A policy pack that cannot be used; names the file and the key."""
+    """A policy pack that cannot be used; names the file, the key (None: the whole file) and the line if known."""
 
-    def __init__(self, file: str, key: str, why: str):
-        self.file, self.key, self.why = file, key, why
-        super().__init__(f"{file}: key {key}: {why}")
+    def __init__(self, file: str, key: str | None, why: str, line: int | None = None):
+        self.file, self.key, self.why, self.line = file, key, why, line
+        where = f"{file}, line {line}" if line else file
+        super().__init__(f"{where}: key {key}: {why}" if key else f"{where}: {why}")
 
 
 class ControlError(AuditError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from audit.errors import PolicyError
+from audit.errors import PolicyError, first_line
 
 DEFAULT_PACK = Path(__file__).parent / "packs" / "default"
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -62,15 +63,98 @@ class Pack:
         return node
 
 
-def _load_yaml(path: Path) -> Any:
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases (`&name`, `*name`).
+
+    A pack or a waivers file never needs them, and nested aliases expand
+    exponentially ("billion laughs": 4 KB of YAML, billions of values for
+    whatever walks the result). Refused where they appear, with their line.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise RefusedYAML(None, None, "YAML anchors and aliases (&name, *name) are not allowed; write the "
+                                          "values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class RefusedYAML(yaml.composer.ComposerError):
+    """Valid YAML that StrictLoader refuses (an anchor or an alias)."""
+
+
+# What a scalar of each implicit type must be, for messages about one that cannot be built.
+_SCALAR_KINDS = {"tag:yaml.org,2002:timestamp": "date (YYYY-MM-DD)", "tag:yaml.org,2002:int": "whole number",
+                 "tag:yaml.org,2002:float": "number"}
+
+
+def _read_text(path: Path, label: str) -> str:
+    """A pack file's text; a missing, special (FIFO, device) or non-UTF-8 file is a PolicyError."""
+    if not path.is_file():
+        raise PolicyError(label, None, "file not found" if not path.exists() else "not a regular file")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(path.as_posix(), "(file)", "file not found") from None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(label, None, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                                       f"{exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise PolicyError(label, None, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _load_yaml(path: Path) -> Any:
+    """A pack file's YAML: no anchors or aliases, no key twice in a mapping, no .inf/.nan, only real dates."""
+    label = path.as_posix()
+    text = _read_text(path, label)
+    loader = None
+    try:
+        loader = StrictLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_node(loader, node, None, label)
+        return loader.construct_document(node)
+    except RefusedYAML as exc:
+        raise PolicyError(label, None, exc.problem, exc.problem_mark.line + 1) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        why = exc.problem or exc.context or "syntax error"
+        raise PolicyError(label, None, f"not valid YAML: {why}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise PolicyError(path.as_posix(), where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise PolicyError(label, None, f"not valid YAML: {first_line(exc)}") from None
+    except RecursionError:
+        raise PolicyError(label, None, "not valid YAML: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_node(loader: StrictLoader, node: yaml.Node, key: str | None, label: str) -> None:
+    """Refuse, naming key and line: a key given twice, a scalar that cannot be built (2023-13-01), .inf and .nan.
+
+    PyYAML lets the last of two equal keys win silently, and builds `.inf`,
+    `.nan` and impossible dates into values (or a ValueError) far from the line.
+    """
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for knode, vnode in node.value:
+            name = str(knode.value) if isinstance(knode, yaml.ScalarNode) else "?"
+            sub = f"{key}.{name}" if key else name
+            if name in seen and name != "?":
+                raise PolicyError(label, sub, f"given twice (first at line {seen[name]})", knode.start_mark.line + 1)
+            seen[name] = knode.start_mark.line + 1
+            _check_node(loader, vnode, sub, label)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_node(loader, item, f"{key or ''}[{i}]", label)
+    elif node.tag in _SCALAR_KINDS:
+        try:
+            value = loader.construct_object(node)
+        except (ValueError, OverflowError) as exc:
+            raise PolicyError(label, key, f"{node.value!r} is not a valid {_SCALAR_KINDS[node.tag]} ({exc})",
+                              line) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PolicyError(label, key, f"expected a finite number, got {node.value}", line)
 
 
 def load_pack(path: str | Path | None = None) -> Pack:
@@ -81,7 +165,7 @@ def load_pack(path: str | Path | None = None) -> Pack:
     label = pack_file.as_posix()
     data = _load_yaml(pack_file)
     if not isinstance(data, dict):
-        raise PolicyError(label, "(top level)", "expected a mapping of keys")
+        raise PolicyError(label, None, "expected a mapping of keys at the top level")
     for key in data:
         if key not in TOP_KEYS:
             raise PolicyError(label, str(key), f"unknown key; expected one of {', '.join(sorted(TOP_KEYS))}")
@@ -103,11 +187,14 @@ def load_pack(path: str | Path | None = None) -> Pack:
     files = [pack_file]
     notice_name = data.get("notice")
     notice = ""
+    for key in ("notice", "clauses"):
+        if data.get(key) and not isinstance(data[key], str):
+            raise PolicyError(label, key, f"expected a file name, got {data[key]!r}")
     if notice_name:
         notice_path = root / notice_name
         if not notice_path.is_file():
             raise PolicyError(label, "notice", f"file {notice_name} not found")
-        notice = notice_path.read_text(encoding="utf-8")
+        notice = _read_text(notice_path, notice_path.as_posix())
         files.append(notice_path)
     clauses: list[Clause] = []
     if data.get("clauses"):
