@@ -8,6 +8,8 @@ Library errors become one-line messages here and nowhere else. Exit status:
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 
@@ -102,10 +104,30 @@ def finish(result, fail_on: str | None) -> None:
     sys.exit(EXIT_FINDINGS if result.reached(fail_on) else EXIT_OK)
 
 
+MEMORY_UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+MEMORY_FLOOR = 64 * 10**6  # below this, controls fail for want of memory even on small exports (2 threads)
+
+
+def memory_limit_option(ctx, param, value: str | None) -> str | None:
+    """A DuckDB size of at least 64MB (512MB, 6GB, 6GiB) or a share of RAM (50%), else a usage error."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b)\s*", value, re.I)
+    if m and m[2] == "%":
+        if 0 < float(m[1]) <= 100:
+            return f"{m[1]}%"
+    elif m and float(m[1]) * MEMORY_UNITS[m[2].lower()] >= MEMORY_FLOOR:
+        return f"{m[1]}{m[2].upper().replace('I', 'i')}"
+    raise click.BadParameter(f"{value!r} is not a memory size of at least 64MB (e.g. 512MB, 6GB, 6GiB) "
+                             f"or a share of RAM (e.g. 50%)")
+
+
 @cli.command()
 @check_options
-@click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE",
-              help="DuckDB memory limit, e.g. 6GB (default: 25% of RAM); what does not fit spills to disk.")
+@click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE", callback=memory_limit_option,
+              help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
+                   "what does not fit spills to disk.")
 def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_limit):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
@@ -113,12 +135,12 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_
 
         audit check --exports data_samples/export-2026-10-05 --as-of 2026-09-30 --out runs/2026-09
     """
-    from audit.cli_ledger import plan_run, record_run
+    from audit.cli_ledger import plan_run, record_run, recorded_in
     from audit.engine import check as run_check
 
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
-    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit)
-    record_run(result, ledger, label)
+    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
+                       ledger=recorded_in(ledger), landed=lambda res: record_run(res, ledger, label))
     finish(result, fail_on)
 
 
@@ -136,14 +158,14 @@ def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, no
 
         audit run --exports data_samples/export-2026-10-05 --as-of 2026-09-30 --out reports/2026-09-30
     """
-    from audit.cli_ledger import plan_run, record_run
+    from audit.cli_ledger import plan_run, record_run, recorded_in
     from audit.engine import check as run_check
     from audit.report.render import render_run
 
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers,
-                       after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label))
-    record_run(result, ledger, label)
+                       after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label),
+                       ledger=recorded_in(ledger), landed=lambda res: record_run(res, ledger, label))
     finish(result, fail_on)
 
 
@@ -229,6 +251,11 @@ from audit.cli_ledger import register as _register_ledger_commands  # noqa: E402
 _register_ledger_commands(cli)
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM (a scheduler stopping the run) ends it like Ctrl-C: temporaries removed, `interrupted`."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """The console script.
 
@@ -236,6 +263,7 @@ def main() -> None:
     (module finalisation of GX, pandas, SQLAlchemy...) once all work is done and
     every file is closed: that command exits straight away instead, output flushed.
     """
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(prog_name="audit")
     except SystemExit as exc:

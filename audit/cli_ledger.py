@@ -57,14 +57,23 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
     return out, as_of, label
 
 
+def recorded_in(ledger: Path | None) -> Path | None:
+    """The ledger a run is recorded in, None for `--ledger -`."""
+    return None if not ledger or str(ledger) in NO_LEDGER else Path(ledger)
+
+
 def record_run(result, ledger: Path | None, period: str | None = None) -> None:
-    """Record a landed run in the ledger; a failure is kept as an error of the run (exit 2)."""
-    if not ledger or str(ledger) in NO_LEDGER or result.out is None:
+    """Record a landed run in the ledger; a failure is kept as an error of the run (exit 2).
+
+    The engine calls this as its `landed` hook, under the lock beside the run
+    folder, and the ledger checks that the folder holds this result's run.
+    """
+    if recorded_in(ledger) is None or result.out is None:
         return
     from audit.ledger import record
 
     try:
-        record(ledger, result.out, period=period)
+        record(ledger, result.out, period=period, run_id=result.run["run_id"])
     except LedgerError as exc:
         result.after_errors.append(str(exc))
 
@@ -266,8 +275,8 @@ def backfill(exports, first, to, period, out, policy, waivers, fail_on, ledger):
     plan_run(out, None, None, waivers, policy)
     status, shown = EXIT_OK, set()
     for p in periods:
-        result = run_check(exports, Path(out) / p.label, as_of=p.as_of, policy=policy, waivers=waivers)
-        record_run(result, ledger, p.label)
+        result = run_check(exports, Path(out) / p.label, as_of=p.as_of, policy=policy, waivers=waivers,
+                           ledger=recorded_in(ledger), landed=lambda res, label=p.label: record_run(res, ledger, label))
         problems = [str(x) for x in result.problems]
         problems += [r.message for r in result.controls if r.status == "error"]
         for line in problems + list(result.after_errors):

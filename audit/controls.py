@@ -101,13 +101,19 @@ def check_pack(pack: Pack, catalogue: dict[str, Control]) -> None:
 
 
 def cutoff(as_of: str | None, now: dt.datetime | None = None) -> dt.datetime:
-    """T: end of day D in UTC for a date, that instant for a timestamp (made UTC), else now."""
+    """T: end of day D in UTC for a date, that instant for a timestamp (made UTC), else now.
+
+    Every ISO 8601 date-only form is a day (2026-09-30, 20260930, 2026-W40-3):
+    a date never means its midnight, however it is written.
+    """
     if not as_of:
         return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
     text = as_of.strip()
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
             return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(23, 59, 59, 999999))
+        except ValueError:
+            pass
         stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"--as-of {as_of!r}: expected a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None

@@ -8,10 +8,8 @@ options (`UsageError`) and bad policy packs (`PolicyError`) raise.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import sys
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -20,11 +18,10 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, export, progress, shared_tables
+from audit import __version__, export, progress, run_folder, shared_tables
 from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
-from audit.errors import InputProblem, UsageError
-from audit.findings import write_outputs
-from audit.mask import scrub_sql
+from audit.errors import InputProblem, OutputError, UsageError, first_line
+from audit.findings import sql_functions, write_outputs
 from audit.policy import SEVERITIES, Pack, load_pack
 
 
@@ -83,13 +80,21 @@ def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
 
 def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy: str | Path | None = None,
           memory_limit: str | None = None, waivers: str | Path | None = None,
-          after: Callable[[RunResult, Path], list[str]] | None = None) -> RunResult:
+          after: Callable[[RunResult, Path], list[str]] | None = None, ledger: str | Path | None = None,
+          landed: Callable[[RunResult], None] | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
+    `out` must be absent, empty or an earlier run folder, outside the export
+    (audit/run_folder.py); the run is written in a marked temporary folder beside it.
     `waivers`: a waivers file applied to the violations before they are written.
     `after(result, folder)`: more work in the run folder before it is moved into
     place (the report); it returns one message per failure, which the run keeps
     in `result.after_errors` (the folder still lands: a failed run leaves evidence).
+    A file that cannot be written (disk full, file too large) is not evidence:
+    the run raises OutputError, its folder is removed and an earlier `out` stays.
+    `ledger`: where `landed` records the run (refused inside the export or `out`).
+    `landed(result)`: called once the folder is in place, under the lock that
+    serialises swaps into `out`, so it records the run this process evaluated.
     """
     started = dt.datetime.now(dt.timezone.utc)
     root = Path(exports)
@@ -103,11 +108,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     catalogue = load_catalogue()
     check_pack(pack, catalogue)
     out = Path(out)
-    if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
-        raise UsageError(f"{out}: --out must not be inside the export folder (exports are read-only)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    work.chmod(0o755)
+    run_folder.check_out(out, root, Path(ledger) if ledger else None)
+    work = run_folder.make_work(out)
     try:
         result = _evaluate(root, t, pack, catalogue, work, memory_limit)
         if waivers:
@@ -115,15 +117,30 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
 
             apply_waivers(result, Path(waivers))
         result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)))
-        write_outputs(result, work)
-        if after:
-            result.after_errors = list(after(result, work))
-        _swap_into_place(work, out)
+        try:
+            write_outputs(result, work)
+            if after:
+                result.after_errors = list(after(result, work))
+            with run_folder.locked(out):
+                run_folder.swap_into_place(work, out, result.run["run_id"])
+                result.out = out
+                if landed:
+                    landed(result)
+        except (OSError, duckdb.Error, OutputError) as exc:
+            if result.out is not None:
+                raise
+            raise OutputError(f"{out}: the run could not be written, nothing was replaced ({_why(exc)})") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    result.out = out
     return result
+
+
+def _why(exc: BaseException) -> str:
+    """An OSError as its reason and file name (`File too large: report.html`); others as their first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {Path(exc.filename).name}" if exc.filename else "")
+    return first_line(exc)
 
 
 def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
@@ -249,15 +266,21 @@ def _gx_controls():
 
 
 def write_violation_tables(result: RunResult) -> None:
-    """One DuckDB table of every violation, in a stable order, for the writers."""
+    """One DuckDB table of every violation, in a stable order, for the waivers and the writers.
+
+    Ids and details stay raw here, so waivers match the ids as exported; the
+    writers mask them on the way out (audit/findings.py), whose DuckDB
+    functions are registered here for the waivers too.
+    """
     con = result.con
+    sql_functions(con)
     parts = []
     for r in result.controls:
         if r.status == "fail":
             parts.append(
                 f"SELECT '{r.control.id}' AS control_id, '{r.severity}' AS severity, table_name, "
-                f"{scrub_sql('CAST(record_id AS VARCHAR)')} AS record_id, customer_id, event_at, due_at, "
-                f"{scrub_sql('detail')} AS detail FROM violations.\"{r.control.id}\"")
+                f"CAST(record_id AS VARCHAR) AS record_id, customer_id, event_at, due_at, "
+                f"detail FROM violations.\"{r.control.id}\"")
     body = " UNION ALL ".join(parts) or (
         "SELECT CAST(NULL AS VARCHAR) AS control_id, CAST(NULL AS VARCHAR) AS severity, "
         "CAST(NULL AS VARCHAR) AS table_name, CAST(NULL AS VARCHAR) AS record_id, "
@@ -277,19 +300,6 @@ def _row_counts(con: duckdb.DuckDBPyConnection, ex: export.Export) -> dict[str, 
         except duckdb.Error:
             pass
     return counts
-
-
-def _swap_into_place(work: Path, out: Path) -> None:
-    """Replace `out` by `work` with renames only, so `out` is never half-written."""
-    spill = work / ".spill"
-    shutil.rmtree(spill, ignore_errors=True)
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, out)
 
 
 def _iso(stamp: dt.datetime) -> str:

@@ -100,6 +100,22 @@ def _locked(path: Path) -> Iterator[None]:
         lock.release()
 
 
+def _damaged(path: Path, exc: Exception) -> LedgerError:
+    return LedgerError(f"{path}: the ledger is damaged ({_first_line(exc)})")
+
+
+def _cannot_open(path: Path, exc: Exception) -> LedgerError:
+    """Why DuckDB could not open the file: a lock or a permission, else the file is damaged (truncated...)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as os_exc:
+        return LedgerError(f"{path}: cannot open the ledger ({os_exc.strerror or os_exc})")
+    if "lock" in str(exc).lower():  # held by a program that ignores <ledger>.lock
+        return LedgerError(f"{path}: cannot open the ledger ({_first_line(exc)})")
+    return _damaged(path, exc)
+
+
 @contextmanager
 def _open(path: str | Path, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """The ledger file, locked, as a DuckDB connection (created on first write)."""
@@ -109,31 +125,34 @@ def _open(path: str | Path, write: bool = False) -> Iterator[duckdb.DuckDBPyConn
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
+        existed = path.is_file()
         try:
             con = duckdb.connect(str(path), read_only=not write)
         except duckdb.Error as exc:
-            raise LedgerError(f"{path}: cannot open the ledger ({_first_line(exc)})") from None
+            raise _cannot_open(path, exc) from None
         try:
+            if existed:
+                _check_format(con, path)
             if write:
                 con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR)")
                 if not con.execute("SELECT count(*) FROM meta WHERE key = 'format'").fetchone()[0]:
                     con.execute("INSERT INTO meta VALUES ('format', ?)", [FORMAT])
                 con.execute(_DDL.format(p=""))
-            else:
-                _check_format(con, path)
             yield con
         except duckdb.Error as exc:
-            raise LedgerError(f"{path}: cannot be read ({_first_line(exc)}); the file was damaged or edited "
-                              f"outside the ledger") from None
+            raise _damaged(path, exc) from None
         finally:
             con.close()
 
 
 def _check_format(con: duckdb.DuckDBPyConnection, path: Path, schema: str = "") -> None:
+    """A readable DuckDB file without the format mark is not a ledger; one whose tables cannot be read is damaged."""
     try:
         got = con.execute(f"SELECT value FROM {schema}meta WHERE key = 'format'").fetchone()
-    except duckdb.Error:
+    except duckdb.CatalogException:  # no meta table: another DuckDB database
         got = None
+    except duckdb.Error as exc:
+        raise _damaged(path, exc) from None
     if not got or got[0] != FORMAT:
         raise LedgerError(f"{path}: not an audit ledger (no {FORMAT} format mark)")
 
@@ -239,11 +258,18 @@ class Recorded:
     record_hash: str
 
 
-def record(ledger: str | Path, run_folder: str | Path, period: str | None = None) -> Recorded:
-    """Append the run in `run_folder` (findings.json, violations.parquet) to the ledger, in one transaction."""
+def record(ledger: str | Path, run_folder: str | Path, period: str | None = None,
+           run_id: str | None = None) -> Recorded:
+    """Append the run in `run_folder` (findings.json, violations.parquet) to the ledger, in one transaction.
+
+    `run_id`: the run the caller evaluated; the folder must hold that run.
+    """
     folder = Path(run_folder)
     with _open(ledger, write=True) as con:
-        run_id = _read_findings(folder).get("run", {}).get("run_id")
+        found = _read_findings(folder).get("run", {}).get("run_id")
+        if run_id is not None and found != run_id:
+            raise LedgerError(f"{folder}: holds run {found}, not run {run_id}; nothing was recorded")
+        run_id = found
         dup = con.execute("SELECT seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if dup:
             raise LedgerError(f"{ledger}: run {run_id} is already recorded (#{dup[0]})")
@@ -334,7 +360,7 @@ def _reader(ledger: str | Path | None, current: str | Path | None = None,
                 try:
                     con.execute(f"ATTACH {sql_str(str(path))} AS l (READ_ONLY)")
                 except duckdb.Error as exc:
-                    raise LedgerError(f"{path}: cannot open the ledger ({_first_line(exc)})") from None
+                    raise _cannot_open(path, exc) from None
                 _check_format(con, path, "l.")
                 attached = True
             elif current is None and path is not None:
@@ -357,8 +383,7 @@ def _reader(ledger: str | Path | None, current: str | Path | None = None,
             try:
                 yield con
             except duckdb.Error as exc:
-                raise LedgerError(f"{path}: cannot be read ({_first_line(exc)}); the file was damaged or edited "
-                                  f"outside the ledger") from None
+                raise _damaged(path, exc) from None
         finally:
             if lock is not None:
                 lock.__exit__(None, None, None)

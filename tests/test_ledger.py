@@ -321,8 +321,8 @@ def test_a_flipped_byte_in_the_file_is_caught(series, tmp_path):
     ledger.write_bytes(bytes(data))
     res = invoke("ledger", "verify", "--ledger", ledger)
     assert res.exit_code == 2
-    assert res.stderr.startswith(f"audit: error: {ledger}: cannot be read (Corrupt database file: ")
-    assert res.stderr.endswith("); the file was damaged or edited outside the ledger\n")
+    assert res.stderr.startswith(f"audit: error: {ledger}: the ledger is damaged (Corrupt database file: ")
+    assert res.stderr.endswith(")\n")
     assert res.stderr.count("\n") == 1
 
 

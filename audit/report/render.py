@@ -19,13 +19,19 @@ widget CDN tags of nbconvert's lab template: it loads nothing from anywhere.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import signal
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 
+from audit.errors import OutputError
 from audit.mask import scrub
 
 KERNEL = "audit-workbench"
@@ -38,6 +44,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 if not NOTEBOOKS.is_dir():  # installed as a wheel: the notebooks ship as package data
     NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REPORT_FILE = "report.html"
+# An executed notebook that cannot be saved for these reasons fails the run (nothing lands), not the notebook.
+_WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
 def report_notebooks(folder: Path | None = None) -> list[Path]:
@@ -48,11 +56,36 @@ def report_notebooks(folder: Path | None = None) -> list[Path]:
         (p for n, p in found.items() if n not in REPORT_ORDER), key=lambda p: p.name)
 
 
-def _kernel_manager(cwd: Path) -> type:
+def _die_with_parent() -> Callable[[], None] | None:
+    """A Popen preexec hook: the kernel gets SIGKILL when the thread that started it ends (Linux only).
+
+    PR_SET_PDEATHSIG follows the *thread* that forked: kernels are started by
+    the papermill worker threads, which live until every notebook is done, so
+    a kernel outlives its thread only when the whole process was killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the prctl: nobody to report to
+            os._exit(1)
+
+    return hook
+
+
+def _kernel_manager(cwd: Path, started: list) -> type:
     """A kernel manager class that starts its kernel in `cwd`, over CurveZMQ-encrypted sockets when it can.
 
     papermill's own `cwd=` changes the working directory of this whole process
     while the kernel starts, which is not safe with several notebooks at once.
+    The kernel dies with this process (`_die_with_parent`); its log lines
+    (`[IPKernelApp] ...`) go nowhere unless AUDIT_DEBUG is set. Every manager
+    is appended to `started`, so an interrupted run can kill its kernels.
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
@@ -65,13 +98,33 @@ def _kernel_manager(cwd: Path) -> type:
 
         async def _async_pre_start_kernel(self, **kw):
             kw.setdefault("cwd", str(cwd))
+            kw.setdefault("preexec_fn", _die_with_parent())
+            if not os.environ.get("AUDIT_DEBUG"):
+                kw.setdefault("stdout", subprocess.DEVNULL)
+                kw.setdefault("stderr", subprocess.DEVNULL)
             return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            started.append(self)
 
     return RunFolderKernelManager
 
 
-def execute(notebook: Path, output: Path, parameters: dict, cwd: Path) -> str | None:
-    """Execute one notebook with papermill into `output` (its kernel in `cwd`); a one-line message if it fails."""
+def _kill(managers: list) -> None:
+    """SIGKILL the kernels of an interrupted run: their notebooks fail at once instead of running on."""
+    for km in managers:
+        process = getattr(km.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
+
+def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: list | None = None) -> str | None:
+    """Execute one notebook with papermill into `output` (its kernel in `cwd`); a one-line message if it fails.
+
+    A notebook that fails on its own is evidence and lands; an executed
+    notebook that cannot be written (disk full) raises OutputError.
+    """
     import papermill as pm
     from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillException, PapermillExecutionError
@@ -80,7 +133,13 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path) -> str | 
     try:
         pm.execute_notebook(str(Path(notebook).resolve()), str(Path(output).resolve()), parameters=parameters,
                             kernel_name=KERNEL, progress_bar=False, log_output=False,
-                            kernel_manager_class=_kernel_manager(Path(cwd).resolve()))
+                            kernel_manager_class=_kernel_manager(Path(cwd).resolve(),
+                                                                 started if started is not None else []))
+    except OSError as exc:
+        if exc.errno in _WRITE_FAILURES:
+            raise OutputError(f"{name}: {exc.strerror}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return scrub(f"report notebook {name} failed: {first}")
     except PapermillExecutionError as exc:
         cell = exc.exec_count if exc.exec_count is not None else exc.cell_index + 1
         first = (str(exc.evalue).strip().splitlines() or [""])[0]
@@ -88,7 +147,7 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path) -> str | 
     except NoSuchKernel:
         return (f"report notebook {name}: Jupyter kernel {KERNEL!r} is not installed "
                 f"(python -m ipykernel install --sys-prefix --name {KERNEL})")
-    except (PapermillException, RuntimeError, OSError, ValueError) as exc:
+    except (PapermillException, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return scrub(f"report notebook {name} failed: {first}")
     return None
@@ -144,8 +203,12 @@ def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] |
                            "errors": list(errors or [])}}
     body, _ = exporter.from_notebook_node(merged, resources=resources)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(body, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{out.name}: {exc.strerror or exc}") from None
     return out
 
 
@@ -186,13 +249,24 @@ def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str 
     optional = {"ledger": ledger_parameter(ledger), "period": period or ""}
     outputs = [folder / p.name for p in sources]
     workers = max(1, min(len(sources), os.cpu_count() or 1, 4))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="papermill") as pool:
-        errors = [e for e in pool.map(lambda io: execute(io[0], io[1], {**parameters, **_declared(io[0], optional)},
-                                                         folder), zip(sources, outputs)) if e]
+    started: list = []
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="papermill")
+    try:
+        futures = [pool.submit(execute, src, dest, {**parameters, **_declared(src, optional)}, folder, started)
+                   for src, dest in zip(sources, outputs)]
+        errors = [e for e in (f.result() for f in futures) if e]
+    except BaseException:  # interrupted, or a notebook could not be written: stop the others now
+        pool.shutdown(wait=False, cancel_futures=True)
+        _kill(started)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     executed = [p for p in outputs if p.is_file()]
     if executed:
         try:
             render_html(executed, folder / REPORT_FILE, run, errors)
+        except OutputError:
+            raise
         except Exception as exc:  # noqa: BLE001 - one line for the CLI, the notebooks stay as evidence
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             errors.append(scrub(f"report.html could not be rendered: {type(exc).__name__}: {first}"))

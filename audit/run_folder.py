@@ -1,0 +1,226 @@
+"""Run folders: what `--out` may be, the marker that makes a folder ours, the lock, and stale temporaries.
+
+A run never deletes what it did not write. `--out` must be absent, empty, or a
+run folder this tool wrote: one holding a `.audit-run` marker (JSON: tool,
+version, run_id). Anything else (an export, a folder of earlier runs, a
+ledger's folder) is refused before any work, and again just before the swap.
+
+Every temporary folder of a run carries the same marker with the pid and the
+start time of its process: `.<name>.tmp-*` while the run is written, and
+`.<name>.old-*`, the earlier run folder while it is swapped out. A process
+killed outright (SIGKILL, power loss) leaves them behind; the next run into
+the same parent removes those whose process is gone, and nothing else.
+
+The swap into place and the ledger record happen under one file lock beside
+`--out` (`.<name>.lock` in its parent): a concurrent run into the same folder
+waits, so the folder this process records is the run it evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from audit import __version__
+from audit.errors import UsageError
+
+MARKER = ".audit-run"
+TOOL = "privacy-audit-workbench"
+LOCK_TIMEOUT = 300.0
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-[A-Za-z0-9_]+")
+_MARKER_BYTES = 4096  # a marker is a few dozen bytes: never read more of a file someone put there
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks since boot, from /proc), None if it is gone.
+
+    A pid alone is reused; pid and start time together name one process.
+    Without /proc (not Linux), a live pid is taken as the same process.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()[19]  # field 22, after the command name in parentheses
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The marker of `folder` if it is one of ours (a small JSON file naming this tool), else None."""
+    path = Path(folder) / MARKER
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read(_MARKER_BYTES))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("tool") == TOOL else None
+
+
+def write_marker(folder: Path, **fields) -> None:
+    """Mark `folder` as ours: the run's marker (run_id) or a temporary's (pid and process start)."""
+    doc = {"tool": TOOL, "version": __version__, **fields}
+    (Path(folder) / MARKER).write_text(json.dumps(doc) + "\n", encoding="utf-8")
+
+
+def _own_process() -> dict:
+    pid = os.getpid()
+    return {"pid": pid, "process_start": _process_start(pid)}
+
+
+def _why_not_replaceable(out: Path) -> str | None:
+    """None when `out` is absent, empty or a run folder of ours; else why it must not be replaced."""
+    try:
+        mode = out.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link; give the run folder itself"
+    if not stat.S_ISDIR(mode):
+        return "exists and is not a folder"
+    try:
+        with os.scandir(out) as entries:
+            empty = next(entries, None) is None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if empty:
+        return None
+    marker = read_marker(out)
+    if marker is None or not marker.get("run_id"):
+        return ("is not a run folder of this tool and is not empty; nothing was written "
+                "(give a new or empty folder, or an earlier run folder)")
+    return None
+
+
+def check_out(out: Path, export: Path, ledger: Path | None) -> None:
+    """Refuse an `--out` that could destroy what this run did not write, or a ledger inside the export.
+
+    `--out` must not be the export, lie inside it or contain it; it must not
+    contain the ledger; it must be absent, empty or an earlier run folder.
+    The ledger must not be inside the export (exports are read-only).
+    """
+    o, e = out.resolve(), export.resolve()
+    if o == e or e in o.parents:
+        raise UsageError(f"{out}: --out must not be inside the export folder (exports are read-only)")
+    if o in e.parents:
+        raise UsageError(f"{out}: --out must not contain the export folder {export}")
+    if ledger is not None:
+        led = ledger.resolve()
+        if e in led.parents:
+            raise UsageError(f"{ledger}: the ledger must not be inside the export folder (exports are read-only); "
+                             f"give --ledger a path outside it")
+        if led == o or o in led.parents:
+            raise UsageError(f"{out}: --out must not contain the ledger {ledger}; give --ledger a path outside it")
+    why = _why_not_replaceable(out)
+    if why:
+        raise UsageError(f"{out}: {why}")
+
+
+def make_work(out: Path) -> Path:
+    """A new temporary run folder beside `out`, marked with this process."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        work.chmod(0o755)
+        write_marker(work, **_own_process())
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return work
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold `.<name>.lock` beside `out`: one swap (and ledger record) into `out` at a time."""
+    from filelock import FileLock, Timeout
+
+    path = out.parent / f".{out.name}.lock"
+    lock = FileLock(str(path), timeout=LOCK_TIMEOUT)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(f"{out}: another run is writing this folder (lock {path} held for "
+                         f"{LOCK_TIMEOUT:.0f} s)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot lock the run folder ({exc.strerror or exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove the temporaries in `out`'s parent left by processes that are gone; the paths removed.
+
+    Only marked folders named `.<name>.tmp-*` or `.<name>.old-*` whose marker's
+    process (pid and start time) no longer runs. A stale `.old-*` is an earlier
+    run folder: it is removed once its run folder is back in place (or is
+    `out`, about to be replaced), else left alone. Call with `locked(out)` held.
+    """
+    removed = []
+    try:
+        with os.scandir(out.parent) as it:
+            entries = [(e.name, Path(e.path)) for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for name, path in entries:
+        m = _TEMPORARY.fullmatch(name)
+        marker = read_marker(path) if m else None
+        if marker is None or not isinstance(marker.get("pid"), int):
+            continue
+        if _process_start(marker["pid"]) == marker.get("process_start"):
+            continue  # its process still runs
+        if m["kind"] == "old" and m["name"] != out.name and not os.path.lexists(out.parent / m["name"]):
+            continue  # the only copy of an earlier run: not ours to drop
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def swap_into_place(work: Path, out: Path, run_id: str) -> None:
+    """Replace `out` by `work` with renames only, so `out` is never half-written. Call with `locked(out)` held.
+
+    `out` is checked again first: something may have been put there while the
+    run was evaluated. The earlier run folder is marked with this process
+    before it is moved aside, so a crash between the two renames leaves a
+    temporary the next run can recognise.
+    """
+    remove_stale(out)
+    why = _why_not_replaceable(out)
+    if why:
+        raise UsageError(f"{out}: {why}")
+    shutil.rmtree(work / ".spill", ignore_errors=True)
+    write_marker(work, run_id=run_id)
+    if not os.path.lexists(out):
+        os.replace(work, out)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    earlier = read_marker(out) or {}
+    write_marker(out, **{**{k: v for k, v in earlier.items() if k not in ("tool", "version")}, **_own_process()})
+    os.replace(out, old)
+    try:
+        os.replace(work, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
