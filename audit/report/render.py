@@ -244,8 +244,8 @@ def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str 
     if not sources:
         return [f"no report notebooks in {Path(notebooks) if notebooks else NOTEBOOKS}"]
     run = result.run
-    parameters = {"run_dir": ".", "exports": run["exports"], "as_of": run["as_of"],
-                  "policy": run["policy"]["path"]}
+    parameters = {"run_dir": ".", "exports": str(Path(run["exports"]).resolve()), "as_of": run["as_of"],
+                  "policy": str(Path(run["policy"]["path"]).resolve())}  # the kernels run in the run folder
     optional = {"ledger": ledger_parameter(ledger), "period": period or ""}
     outputs = [folder / p.name for p in sources]
     workers = max(1, min(len(sources), os.cpu_count() or 1, 4))
