@@ -40,7 +40,7 @@ from audit.controls import Control
 from audit.engine import ControlResult
 from audit.errors import WaiverError
 from audit.mask import scrub
-from audit.policy import SEVERITIES
+from audit.policy import SEVERITIES, RefusedYAML, StrictLoader
 
 WVR_ID = "WVR-01"
 KEYS = ("id", "control", "records", "pattern", "table", "justification", "approver", "expires")
