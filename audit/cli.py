@@ -17,16 +17,25 @@ import click
 
 from audit import __version__
 from audit.errors import AuditError
-from audit.mask import scrub
+from audit.mask import for_terminal
 from audit.policy import SEVERITIES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
+def say(line: str) -> None:
+    """Print one message line on stderr through the one sanitizer, audit.mask.for_terminal.
+
+    Personal data masked, length bounded, control characters made visible: a
+    file name may hold anything, an escape sequence included.
+    """
+    click.echo(for_terminal(line), err=True)
+
+
 def fail(message: str) -> None:
     """Print one line per problem, prefixed, and exit 2."""
     for line in str(message).splitlines() or [""]:
-        click.echo(f"audit: error: {line}", err=True)
+        say(f"audit: error: {line}")
     sys.exit(EXIT_ERROR)
 
 
@@ -43,10 +52,10 @@ class AuditGroup(click.Group):
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
-            click.echo("audit: error: interrupted", err=True)
+            say("audit: error: interrupted")
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
-            click.echo(f"audit: error: {exc.format_message()}", err=True)
+            say(f"audit: error: {exc.format_message()}")
             sys.exit(EXIT_ERROR)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
@@ -54,8 +63,7 @@ class AuditGroup(click.Group):
             if os.environ.get("AUDIT_DEBUG"):
                 raise
             text = " ".join(str(exc).split()) or "no message"
-            click.echo(f"audit: error: internal error: {type(exc).__name__}: {scrub(text)} "
-                       f"(set AUDIT_DEBUG=1 for the traceback)", err=True)
+            say(f"audit: error: internal error: {type(exc).__name__}: {text} (set AUDIT_DEBUG=1 for the traceback)")
             sys.exit(EXIT_ERROR)
 
 
@@ -91,14 +99,14 @@ def finish(result, fail_on: str | None) -> None:
     problems += [r.message for r in result.controls if r.status == "error" and r.message not in problems
                  and not any(str(p) in r.message for p in result.problems)]
     for line in problems + list(result.after_errors):
-        click.echo(f"audit: error: {line}", err=True)
+        say(f"audit: error: {line}")
     failed = sum(1 for r in result.controls if r.status == "fail")
     errors = sum(1 for r in result.controls if r.status == "error")
     skipped = sum(1 for r in result.controls if r.status == "not_evaluated")
-    click.echo(f"{len(result.controls)} controls: {failed} failed, {errors} in error, {skipped} not evaluated; "
-               f"{sum(r.violations for r in result.controls)} violations"
-               + (f" ({waived} waived)" if (waived := sum(getattr(r, "waived", 0) for r in result.controls)) else "")
-               + f"; written to {result.out}", err=True)
+    say(f"{len(result.controls)} controls: {failed} failed, {errors} in error, {skipped} not evaluated; "
+        f"{sum(r.violations for r in result.controls)} violations"
+        + (f" ({waived} waived)" if (waived := sum(getattr(r, "waived", 0) for r in result.controls)) else "")
+        + f"; written to {result.out}")
     if result.has_errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.reached(fail_on) else EXIT_OK)
@@ -243,7 +251,7 @@ def sample(out, rows, seed, as_of, formats):
         raise click.BadParameter(f"{out} exists and is not empty", param_hint="--out")
     summary = generate(out, rows=rows, seed=seed, as_of=as_of, formats=formats)
     total = sum(summary.get("rows", {}).values()) if isinstance(summary.get("rows"), dict) else rows
-    click.echo(f"wrote {out} ({total} rows) and {out.parent / (out.name + '.truth.csv')}", err=True)
+    say(f"wrote {out} ({total} rows) and {out.parent / (out.name + '.truth.csv')}")
 
 
 from audit.cli_ledger import register as _register_ledger_commands  # noqa: E402  (ledger, history, diff, backfill)

@@ -16,6 +16,7 @@ import click
 
 from audit.errors import LedgerError
 from audit.ledger import DEFAULT_LEDGER
+from audit.mask import for_terminal
 from audit.policy import SEVERITIES
 
 # audit/cli.py's exit codes (not imported: `python -m audit.cli` runs that file as __main__).
@@ -217,6 +218,7 @@ def diff(ledger, csv_path, run_a, run_b):
 
         audit diff 2026-08 2026-09 --csv runs/diff-2026-09.csv
     """
+    from audit.findings import csv_cell
     from audit.ledger import DIFF_COLUMNS, diff_data
 
     a, b, rows, counts = diff_data(ledger, run_a, run_b)
@@ -234,8 +236,8 @@ def diff(ledger, csv_path, run_a, run_b):
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(DIFF_COLUMNS)
-            w.writerows(rows)
-        click.echo(f"wrote {len(rows)} rows to {csv_path}", err=True)
+            w.writerows([csv_cell(v) for v in row] for row in rows)  # ids as the ledger holds them, formulas defused
+        click.echo(for_terminal(f"wrote {len(rows)} rows to {csv_path}"), err=True)
 
 
 # --------------------------------------------------------------------------- backfill
@@ -282,12 +284,12 @@ def backfill(exports, first, to, period, out, policy, waivers, fail_on, ledger):
         for line in problems + list(result.after_errors):
             if line not in shown:
                 shown.add(line)
-                click.echo(f"audit: error: {line}", err=True)
+                click.echo(for_terminal(f"audit: error: {line}"), err=True)
         failed = sum(1 for r in result.controls if r.status == "fail")
         violations = sum(r.violations for r in result.controls)
         waived = sum(getattr(r, "waived", 0) for r in result.controls)
-        click.echo(f"{p.label}: {failed} controls failed; {violations} violations"
-                   + (f" ({waived} waived)" if waived else "") + f"; written to {result.out}", err=True)
+        click.echo(for_terminal(f"{p.label}: {failed} controls failed; {violations} violations"
+                                + (f" ({waived} waived)" if waived else "") + f"; written to {result.out}"), err=True)
         if result.has_errors:
             status = EXIT_ERROR
         elif status == EXIT_OK and result.reached(fail_on):

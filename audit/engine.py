@@ -151,13 +151,13 @@ def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Contr
 
 def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
                     memory_limit: str | None, shown: progress.Quiet) -> RunResult:
-    hashing = export.fingerprint_async(root)
     spill = work / ".spill"
     con = export.connect(temp_dir=spill, memory_limit=memory_limit)
     copier = None
     try:
         shown.stage("loading export")
         found = export.discover(root)
+        hashing = export.fingerprint_async(found)  # exactly the files this run reads
         # GX's import (~1.4 s of Python on one core) overlaps DuckDB's long work on the
         # other: parsing CSV/JSONL here, else the shared column copies started below.
         # Started any earlier, it would compete for the GIL with the loading itself.

@@ -18,6 +18,8 @@ SAMPLE_TRUTH = ROOT / "data_samples" / "export-2026-10-05.truth.csv"
 AUDIT = [sys.executable, "-m", "audit.cli"]
 # Runs record into a ledger; keep the tests' ledger out of the working tree.
 os.environ.setdefault("AUDIT_LEDGER", os.path.join(tempfile.mkdtemp(prefix="audit-tests-"), "ledger.duckdb"))
+# Masked ids carry a keyed hash (audit/mask.py); a fixed key keeps the tests off the user's ~/.config.
+os.environ.setdefault("AUDIT_MASK_KEY", "audit-tests")
 
 
 def run_audit(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -175,9 +175,9 @@ def test_bad_timestamp_integer_and_decimal_values(tmp_path):
     (tmp_path / "complaints.csv").write_text("complaint_id,received_at,fee_charged\nX,2026-02-30,free\n")
     _, ex = load(tmp_path)
     assert sorted(messages(ex)) == [
-        "complaints.csv: column fee_charged: value 'free': not a number",
+        "complaints.csv: column fee_charged: value 'xxxx': not a number",
         "complaints.csv: column received_at: value '2026-02-30': not an ISO 8601 timestamp or date",
-        "customers.csv: column comms_retention_days: value 'ninety': not an integer (2 rows)",
+        "customers.csv: column comms_retention_days: value 'xxxxxx': not an integer (2 rows)",
     ]
 
 
@@ -193,7 +193,7 @@ def test_personal_data_in_a_bad_value_is_masked(tmp_path):
     (tmp_path / "marketing_emails.csv").write_text("message_id,email,sent_at\nM1,jo@example.com,jo@example.com\n")
     _, ex = load(tmp_path)
     text = " ".join(messages(ex))
-    assert "jo@example.com" not in text and "j***@***.com" in text
+    assert "jo@example.com" not in text and "value 'xx@xxxxxxx.xxx'" in text  # shown by its shape
 
 
 def test_unreadable_and_ragged_files(tmp_path):
