@@ -38,7 +38,7 @@ import yaml
 
 from audit.controls import Control
 from audit.engine import ControlResult
-from audit.errors import WaiverError
+from audit.errors import WaiverError, first_line
 from audit.mask import scrub
 from audit.policy import SEVERITIES, RefusedYAML, StrictLoader
 
@@ -104,13 +104,17 @@ def load(path: str | Path, control_ids: set[str] | None = None) -> WaiverFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise WaiverError(label, None, f"cannot be read ({exc})") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=StrictLoader)
+    except RefusedYAML as exc:
+        raise WaiverError(label, exc.problem_mark.line + 1, exc.problem) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         why = exc.problem or exc.context or "syntax error"
         raise WaiverError(label, mark.line + 1 if mark else None, f"not valid YAML: {why}") from None
     except yaml.YAMLError as exc:
-        raise WaiverError(label, None, f"not valid YAML: {exc}") from None
+        raise WaiverError(label, None, f"not valid YAML: {first_line(exc)}") from None
+    except RecursionError:
+        raise WaiverError(label, None, "not valid YAML: nested too deeply") from None
 
     def err(node, why: str) -> WaiverError:
         return WaiverError(label, node.start_mark.line + 1 if node is not None else None, why)
