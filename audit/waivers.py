@@ -14,8 +14,10 @@ A waivers file (`waivers.yaml`) lists waivers under `waivers:`:
         expires: 2026-12-31          # waives up to and including this day
 
 A waiver with neither `records` nor `pattern` waives every violation of its
-control. Waived violations stay in every output: findings.json keeps
-`violations` as the unwaived count and adds `waived`; violations.csv keeps one
+control. Record ids and patterns match the ids as exported, or as
+violations.csv shows them (an id holding personal data is masked there, with a
+keyed hash: `ACC-***00~3f2a9c1b0d4e`, audit/mask.py). Waived violations stay
+in every output: findings.json keeps `violations` as the unwaived count and adds `waived`; violations.csv keeps one
 row per violation with `[waived: ...]` at the end of `detail`;
 violations.parquet gains a `waiver_id` column. Approvers go into the outputs
 through the same masking as details (an e-mail address or phone number in an
@@ -39,7 +41,7 @@ import yaml
 from audit.controls import Control
 from audit.engine import ControlResult
 from audit.errors import WaiverError, first_line
-from audit.mask import scrub
+from audit.mask import mask_id, scrub
 from audit.policy import SEVERITIES, RefusedYAML, StrictLoader
 
 WVR_ID = "WVR-01"
@@ -261,12 +263,13 @@ def apply(result, path: str | Path) -> None:
         if w.table:
             cond.append("table_name = ?")
             params.append(w.table)
+        # A waiver names ids as exported, or as violations.csv shows them (masked, with their hash).
         if w.records is not None:
-            cond.append("list_contains(?, record_id)")
-            params.append(list(w.records))
+            cond.append("(list_contains(?, record_id) OR list_contains(?, audit_mask_id(record_id)))")
+            params += [list(w.records)] * 2
         elif w.pattern is not None:
-            cond.append("record_id GLOB ?")
-            params.append(w.pattern)
+            cond.append("(record_id GLOB ? OR audit_mask_id(record_id) GLOB ?)")
+            params += [w.pattern] * 2
         note = f" [waived: {w.id}, approved by {scrub(w.approver)}, until {w.expires.isoformat()}]"
         n = con.execute(
             f"UPDATE audit.all_violations SET waiver_id = ?, detail = coalesce(detail, '') || ? "
@@ -284,7 +287,7 @@ def apply(result, path: str | Path) -> None:
         r2 = _with_waived(r, waived)
         if waived:
             r2.violations = max(r.violations - waived, 0)
-            ids = ", ".join(by_control.get(r.control.id, []))
+            ids = ", ".join(mask_id(i) for i in by_control.get(r.control.id, []))
             if r2.violations == 0 and r2.status == "fail":
                 r2.status = "pass"
                 note = f"all {waived} violations waived ({ids})"
@@ -303,7 +306,7 @@ def apply(result, path: str | Path) -> None:
             [WVR_ID, wf.expired_severity, w.id, dt.datetime.combine(w.expires, dt.time()), detail])
     wvr = _with_waived(ControlResult(WVR_CONTROL, wf.expired_severity, "fail" if expired else "pass",
                                      violations=len(expired), population=len(wf.waivers),
-                                     message=(f"expired: {', '.join(w.id for w in expired)}" if expired else
+                                     message=(f"expired: {', '.join(mask_id(w.id) for w in expired)}" if expired else
                                               f"{len(wf.waivers)} waivers in date")), 0)
     new_controls.append(wvr)
     result.controls[:] = new_controls
@@ -318,7 +321,7 @@ def apply(result, path: str | Path) -> None:
         "waived": sum(counts.values()),
         "expired": len(expired),
         "waivers": [
-            {"id": w.id, "control_id": w.control, "approver": scrub(w.approver), "expires": w.expires.isoformat(),
+            {"id": mask_id(w.id), "control_id": w.control, "approver": scrub(w.approver), "expires": w.expires.isoformat(),
              "state": "active" if w.active(cutoff) else "expired", "waived": matched.get(w.id, 0)}
             for w in wf.waivers
         ],
