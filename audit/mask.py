@@ -48,6 +48,8 @@ ID_CUT = 40            # ... to this many characters, then "…~<hash>"
 VALUE_SHOWN = 40       # characters of a bad value shown in a message
 LINE_SHOWN = 1000      # characters of one message line
 HASH_HEX = 12          # hex digits of the keyed hash beside a masked id (48 bits)
+MARGIN = 256           # a value is cut this far past what is shown before it is scrubbed: longer than
+                       # any e-mail address (254), phone run or IP, so one straddling the cut is still found
 PHONE_MIN_DIGITS = 5   # fewer digits than this are never a phone number (+CC and 4 digits at least)
 PHONE_RUN = 64         # longest run of digits and separators shown to libphonenumber
 PHONE_CHECKS = 32      # libphonenumber calls per value; later candidates are masked unasked
@@ -201,10 +203,10 @@ def mask_id(value) -> str | None:
     if value is None:
         return None
     text = str(value)
-    shown = scrub(text)
+    shown = scrub(text[:ID_SHOWN + MARGIN])  # what lies past the margin is never shown
     if shown == text and len(text) <= ID_SHOWN:
         return text
-    if len(shown) > ID_SHOWN:
+    if len(shown) > ID_SHOWN or len(text) > ID_SHOWN + MARGIN:
         shown = shown[:ID_CUT] + "…"
     return f"{shown}~{keyed_hash(text)}"
 
@@ -309,12 +311,9 @@ def shape(text: str) -> str:
 def for_terminal(line: str, limit: int = LINE_SHOWN) -> str:
     """One message line as the CLI prints it: personal data masked, cut to `limit`, control characters visible.
 
-    Cut (with a margin, so an address straddling the cut is still recognised)
-    before scrubbing, so a huge message costs little; an ESC becomes `\\x1b`
+    Cut (MARGIN past `limit`) before scrubbing, so a huge message costs little; an ESC becomes `\\x1b`
     and a newline `\\n`, so nothing the data holds can drive the terminal.
     """
-    text = str(line)
-    cut = len(text) > limit
-    text = scrub(text[:limit + 256])[:limit]
+    text = scrub(str(line)[:limit + MARGIN])
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return text + ("…" if cut else "")
+    return text if len(text) <= limit else text[:limit] + "…"
