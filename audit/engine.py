@@ -2,7 +2,8 @@
 
 `check()` is the library entry point behind the CLI. It never raises for bad
 data: unreadable inputs become `error` controls and `problems`; only bad
-options (`UsageError`) and bad policy packs (`PolicyError`) raise.
+options (`UsageError`), bad policy packs (`PolicyError`) and outputs that
+cannot be written (`OutputError`) raise.
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ def test_a_write_that_fails_leaves_the_earlier_run_untouched(earlier_run, export
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == (f"audit: error: {out}: the run could not be written, nothing was replaced ({what})\n")
     assert snapshot(out) == before
-    assert sorted(p.name for p in out.parent.iterdir()) == [".r.lock", "r"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r"]
     assert not ledger.exists()
 
 

@@ -5,6 +5,9 @@ temporary run folder before that folder is moved into place, so a report is
 never half-written in `--out`. The executed notebooks are kept beside
 report.html, a failed one too (papermill saves it with the error); each failure
 becomes one line: `report notebook NAME failed at cell N: Error: message`.
+A notebook or report.html that cannot be written (disk full) is no evidence:
+OutputError, and the run lands nothing. Kernels die with this process and
+keep their log lines to themselves (`_kernel_manager`).
 
 The notebooks get the parameters run_dir, exports, as_of and policy; those that
 declare them also get `ledger` (the run ledger's absolute path, "" for none,
