@@ -88,7 +88,7 @@ from great_expectations.expectations.metrics.query_metric_provider import QueryM
 from audit import materialize, progress  # noqa: E402
 from audit.errors import first_line  # noqa: E402
 from audit.gx_duckdb import share, unshare  # noqa: E402
-from audit.mask import scrub  # noqa: E402
+from audit.mask import scrub, scrub_strings  # noqa: E402
 
 VIOLATIONS_SCHEMA = "violations"
 # GX's own expectation severity has three levels; the pack's four map onto them
@@ -218,7 +218,7 @@ def _safe_results(result) -> dict:
         infos = res.get("exception_info") or {}
         for info in [infos, *[v for v in infos.values() if isinstance(v, dict)]]:
             info.pop("exception_traceback", None)  # paths and SQL; the message is enough
-    return json.loads(scrub(json.dumps(doc, default=str)))
+    return scrub_strings(json.loads(json.dumps(doc, default=str)))  # strings only: the JSON stays valid
 
 
 def _exception_message(info: dict | None) -> str | None:

@@ -52,7 +52,8 @@ MARGIN = 256           # a value is cut this far past what is shown before it is
                        # any e-mail address (254), phone run or IP, so one straddling the cut is still found
 PHONE_MIN_DIGITS = 5   # fewer digits than this are never a phone number (+CC and 4 digits at least)
 PHONE_RUN = 64         # longest run of digits and separators shown to libphonenumber
-PHONE_CHECKS = 32      # libphonenumber calls per value; later candidates are masked unasked
+PHONE_CHECKS = 32      # libphonenumber calls per value, plus one per PHONE_RUN characters of it;
+                       # later candidates are masked unasked
 PHONE_REGION = "US"    # how numbers without a +country code are read
 
 # ---------------------------------------------------------------------------- patterns
@@ -136,7 +137,7 @@ def scrub(text: str) -> str:
         text = IPV6_RUN_RE.sub(_ipv6, text)
     if "." in text:
         text = IPV4_RE.sub(lambda m: mask_ip(m.group(0)), text)
-    checks = [PHONE_CHECKS]
+    checks = [PHONE_CHECKS + len(text) // PHONE_RUN]
     return PHONE_RUN_RE.sub(lambda m: _phones(m, checks), text)
 
 
@@ -162,7 +163,7 @@ def _phones(m: re.Match, checks: list[int]) -> str:
     tail = _RUN_TAIL_RE.search(run)
     core = run[:tail.start()] if tail else run
     rest = run[len(core):]
-    if _ISO_DATE_RE.fullmatch(core):
+    if _ISO_DATE_RE.fullmatch(core) or _glued(m.string, m.start(), m.start() + len(core), core):
         return run
     if len(core) > PHONE_RUN or checks[0] <= 0:
         return mask_phone(core) + rest  # too long or too many to ask about: masked whole
@@ -179,6 +180,12 @@ def _phones(m: re.Match, checks: list[int]) -> str:
         out += [core[at:start], mask_phone(core[start:end])]
         at = end
     return "".join(out) + core[at:] + rest
+
+
+def _glued(text: str, start: int, end: int, core: str) -> bool:
+    """Bare digits glued to a Latin letter (a hash, a uuid, `20261130T2356`): never a number to libphonenumber."""
+    before, after = text[start - 1:start] if start else "", text[end:end + 1]
+    return core.isdigit() and (before.isascii() and before.isalpha() or after.isascii() and after.isalpha())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -306,6 +313,17 @@ def bad_value(kind: str | None, value) -> str | None:
 def shape(text: str) -> str:
     """Letters as x/X, digits as 9; everything else kept."""
     return "".join("9" if c.isdigit() else ("X" if c.isupper() else "x") if c.isalpha() else c for c in text)
+
+
+def scrub_strings(value):
+    """Every string inside a JSON-like value scrubbed (keys and numbers kept, so the structure stays valid)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [scrub_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub_strings(v) for k, v in value.items()}
+    return value
 
 
 def for_terminal(line: str, limit: int = LINE_SHOWN) -> str:
