@@ -7,6 +7,13 @@ codes) -> controls. The export is only ever read.
 CSV and JSONL are parsed once into a DuckDB table (they have no column types,
 and every control would parse them again); Parquet stays a view, since DuckDB
 reads only the columns and row groups a query needs.
+
+The export is walked here, not by DuckDB: DuckDB takes a path as a glob pattern
+(`exp[1]` matches `exp1`, a backslash is a path separator) and parses every
+`key=value` folder of it as a Hive partition, the export's own folders included.
+DuckDB reads only links in a private folder whose names are ours
+(`_LinkFarm`), each pointing at one file this walk found, checked and
+fingerprints.
 """
 
 from __future__ import annotations
@@ -15,6 +22,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import stat
+import tempfile
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +35,33 @@ import duckdb
 from audit import schema
 from audit.errors import InputProblem, UsageError
 from audit.errors import first_line as _first_line
-from audit.mask import mask_value
+from audit.mask import bad_value, scrub
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 BOOL_TRUE = ("true", "1", "yes", "t", "y")
 BOOL_FALSE = ("false", "0", "no", "f", "n")
 _NAME_OK = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Timestamps the report can show (Python's datetime): years 1 to 9999. DuckDB
+# also takes 'infinity', '-infinity' and years up to 294246: bad values here.
+TS_MIN, TS_MAX = "0001-01-01 00:00:00", "9999-12-31 23:59:59.999999"
+# manifest.json is the exporter's free text: kept to this many characters.
+MANIFEST_CHARS = 200
+_SPECIAL = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device"}
 
 
 @dataclass
 class Source:
-    """Where one table of the export comes from."""
+    """Where one table of the export comes from, and the files to read for it.
+
+    `files`: (path relative to the export, as named there; the real path to
+    read), in path order; empty when the table's entry was refused.
+    """
 
     table: str
     path: Path
     format: str  # parquet | parquet_dir | csv | jsonl
+    files: list[tuple[str, str]] = field(default_factory=list)
 
     def label(self, root: Path) -> str:
         rel = self.path.relative_to(root).as_posix()
@@ -53,7 +76,9 @@ class Export:
     sources: dict[str, Source] = field(default_factory=dict)
     problems: list[InputProblem] = field(default_factory=list)
     manifest: dict | None = None
+    manifest_file: tuple[str, str] | None = None  # (relative, real path) once read
     row_counts: dict[str, int] = field(default_factory=dict)  # filled by row_count()
+    refused: set[str] = field(default_factory=set)  # tables with a problem before reading: not read
 
     @property
     def bad_tables(self) -> set[str]:
@@ -70,28 +95,115 @@ class Export:
         """Some table is CSV or JSONL: loading parses it (seconds at scale)."""
         return any(s.format in ("csv", "jsonl") for s in self.sources.values())
 
+    def files_read(self) -> list[tuple[str, str]]:
+        """(relative, real path) of every file a run reads: the manifest and every table not refused by `discover`."""
+        files = [f for name, src in self.sources.items() if name not in self.refused for f in src.files]
+        return sorted(files + ([self.manifest_file] if self.manifest_file else []))
+
+
+class _Refused(Exception):
+    """A symbolic link this reader does not follow (why in args[0])."""
+
+
+def _entries(folder: str) -> list[str]:
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it)
+
+
+def _kind(path: str, real_root: str) -> tuple[str, str]:
+    """('dir' | 'file' | what special file it is, real path) of one entry, links followed.
+
+    A link is followed only to a target inside the export; one that leaves it,
+    dangles or loops raises _Refused. Nothing is opened: a FIFO would block.
+    """
+    real = path
+    if os.path.islink(path):
+        try:
+            real = os.path.realpath(path, strict=True)
+        except OSError:
+            raise _Refused("a symbolic link that dangles or loops") from None
+        if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise _Refused("a symbolic link to a path outside the export")
+    mode = os.stat(real).st_mode
+    if stat.S_ISDIR(mode):
+        return "dir", real
+    if stat.S_ISREG(mode):
+        return "file", real
+    return _SPECIAL.get(stat.S_IFMT(mode), "not a regular file"), real
+
+
+def _unreadable(real: str) -> str | None:
+    """Why a regular file cannot be opened, or None. O_NONBLOCK: a FIFO swapped in must not block."""
+    try:
+        os.close(os.open(real, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    return None
+
 
 def discover(root: Path) -> Export:
-    """Find the files of each table; two files for one table is a problem."""
+    """Walk the export (os.scandir, links bounded to it) and find the files of each table.
+
+    A table is a `.parquet`, `.csv` or `.jsonl` file, or a folder holding
+    `.parquet` files at any depth (Hive partitions). Hidden entries are skipped.
+    What cannot be read is a problem of its table, named by its path: two files
+    for one table, a link leaving the export (or dangling, or looping), a FIFO,
+    socket or device, an unreadable file or folder. The table stays present so
+    that its controls are in `error`, not `not_evaluated`.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root}: export folder not found")
+    real_root = os.path.realpath(root)
+    try:
+        names = _entries(real_root)
+    except OSError as exc:
+        raise UsageError(f"{root}: export folder cannot be read ({exc.strerror or type(exc).__name__})") from None
     export = Export(root=root)
     found: dict[str, list[Source]] = {}
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith("."):
+
+    def refuse(table: str | None, src: Source | None, label: str, why: str) -> None:
+        if src is not None:
+            found.setdefault(src.table, []).append(src)
+        export.problems.append(InputProblem(table, label, None, None, why))
+
+    for name in names:
+        if name.startswith("."):
             continue
-        if entry.is_file() and entry.name.lower() == "manifest.json":
-            export.manifest = _read_manifest(entry, export)
+        path = os.path.join(real_root, name)
+        suffix = os.path.splitext(name)[1].lower()
+        fmt = FORMATS.get(suffix)
+        table = name[: -len(suffix)].lower() if fmt else name.lower()
+        try:
+            kind, real = _kind(path, real_root)
+        except _Refused as exc:
+            # Refused by name when it would be a table: a table's file, a folder,
+            # or (dangling) the name of a table of the contract.
+            if fmt or os.path.isdir(path) or table in schema.TABLES:
+                refuse(table, Source(table, root / name, fmt or "parquet_dir"), name, exc.args[0])
             continue
-        if entry.is_dir():
-            if any(entry.rglob("*.parquet")) or any(entry.rglob("*.PARQUET")):
-                found.setdefault(entry.name.lower(), []).append(Source(entry.name.lower(), entry, "parquet_dir"))
+        except OSError as exc:
+            refuse(table, Source(table, root / name, fmt or "parquet_dir"), name,
+                   f"cannot be read ({exc.strerror or type(exc).__name__})")
             continue
-        fmt = FORMATS.get(entry.suffix.lower())
-        if fmt:
-            name = entry.name[: -len(entry.suffix)].lower()
-            found.setdefault(name, []).append(Source(name, entry, fmt))
+        if kind == "dir":
+            files: list[tuple[str, str]] = []
+            problems: list[tuple[str, str]] = []
+            _walk_table(real, name, real_root, {real_root, real}, files, problems)
+            if files or problems:
+                found.setdefault(table, []).append(Source(table, root / name, "parquet_dir", files))
+                export.problems += [InputProblem(table, label, None, None, why) for label, why in problems]
+        elif name.lower() == "manifest.json" and kind == "file":
+            export.manifest = _read_manifest(real, name, export)
+        elif fmt and kind != "file":
+            refuse(table, Source(table, root / name, fmt), name, f"{kind}, not a regular file")
+        elif fmt:
+            why = _unreadable(real)
+            src = Source(table, root / name, fmt, [] if why else [(name, real)])
+            if why:
+                refuse(table, src, name, why)
+            else:
+                found.setdefault(table, []).append(src)
     for name, sources in found.items():
         if len(sources) > 1:
             files = " and ".join(s.label(root) for s in sources)
@@ -99,35 +211,89 @@ def discover(root: Path) -> Export:
                 InputProblem(name, files, None, None, f"two files for table {name}; keep exactly one")
             )
         export.sources[name] = sources[0]
+    export.refused = export.bad_tables
     return export
 
 
-def _read_manifest(path: Path, export: Export) -> dict | None:
+def _walk_table(real_dir: str, rel_dir: str, real_root: str, ancestors: set[str],
+                files: list[tuple[str, str]], problems: list[tuple[str, str]]) -> None:
+    """Collect the `.parquet` files under a table's folder; what cannot be read is a problem."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {k: data[k] for k in ("exported_at", "source") if k in data} if isinstance(data, dict) else None
+        names = _entries(real_dir)
+    except OSError as exc:
+        problems.append((rel_dir + "/", f"cannot be read ({exc.strerror or type(exc).__name__})"))
+        return
+    for name in names:
+        if name.startswith("."):
+            continue
+        path, rel = os.path.join(real_dir, name), f"{rel_dir}/{name}"
+        is_parquet = name.lower().endswith(".parquet")
+        try:
+            kind, real = _kind(path, real_root)
+        except _Refused as exc:
+            if is_parquet or os.path.isdir(path) or not os.path.exists(path):
+                problems.append((rel, exc.args[0]))
+            continue
+        except OSError as exc:
+            problems.append((rel, f"cannot be read ({exc.strerror or type(exc).__name__})"))
+            continue
+        if kind == "dir":
+            if real in ancestors:
+                problems.append((rel + "/", "a symbolic link that loops"))
+            else:
+                _walk_table(real, rel, real_root, ancestors | {real}, files, problems)
+        elif is_parquet:
+            why = f"{kind}, not a regular file" if kind != "file" else _unreadable(real)
+            if why:
+                problems.append((rel, why))
+            else:
+                files.append((rel, real))
+
+
+def _read_manifest(real: str, name: str, export: Export) -> dict | None:
+    """`exported_at` and `source` of manifest.json, scrubbed of personal data and bounded."""
+    try:
+        with open(real, encoding="utf-8") as fh:
+            data = json.load(fh)
     except (OSError, ValueError) as exc:
-        export.problems.append(InputProblem(None, path.name, None, None, f"not valid JSON ({exc})"))
+        export.problems.append(InputProblem(None, name, None, None, f"not valid JSON ({_first_line(exc)})"))
         return None
+    export.manifest_file = (name, real)
+    if not isinstance(data, dict):
+        return None
+    out = {}
+    for key in ("exported_at", "source"):
+        if key in data:
+            text = data[key] if isinstance(data[key], str) else json.dumps(data[key], ensure_ascii=False)
+            text = scrub(text)
+            out[key] = text if len(text) <= MANIFEST_CHARS else text[:MANIFEST_CHARS] + "…"
+    return out
 
 
-def fingerprint(root: Path) -> str:
-    """SHA-256 over every file of the export: relative path and content digest, in path order."""
-    root = Path(root)
+def fingerprint(source: Path | Export) -> str:
+    """SHA-256 over the files a run reads (`Export.files_read`): relative path and content digest, in path order.
+
+    A file that cannot be read by now counts by its name and the word `unreadable`.
+    """
+    ex = source if isinstance(source, Export) else discover(source)
     outer = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for rel, real in ex.files_read():
         inner = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                inner.update(chunk)
-        outer.update(f"{path.relative_to(root).as_posix()}\0{inner.hexdigest()}\n".encode())
+        try:
+            with open(real, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    inner.update(chunk)
+            digest = inner.hexdigest()
+        except OSError:
+            digest = "unreadable"
+        outer.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
     return outer.hexdigest()
 
 
-def fingerprint_async(root: Path) -> Future:
+def fingerprint_async(source: Path | Export) -> Future:
     """Hash the export on another thread while DuckDB works (hashlib releases the GIL)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint")
-    future = pool.submit(fingerprint, root)
+    future = pool.submit(fingerprint, source)
     pool.shutdown(wait=False)
     return future
 
@@ -140,19 +306,111 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _reader(src: Source) -> str:
-    path = src.path.as_posix()
+# Characters DuckDB's glob reads as a pattern or a path separator.
+_GLOB = re.compile(r"[*?\[\]\\{}]")
+
+
+class _LinkFarm:
+    """A private folder of symbolic links, one per file to read, named so that DuckDB takes them literally.
+
+    DuckDB globs every path it is given and parses each `key=value` folder of it
+    as a Hive partition. The farm's own path has neither, each table gets a
+    numbered folder, and the partition folders of a Parquet folder are rebuilt
+    in it with `*?[]{}` and backslashes percent-encoded (DuckDB decodes partition values, as
+    Hive writers encode them), so a partition value reads as it is named. The
+    folder is removed with the connection; a run killed before leaves one
+    behind, which the next run removes.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.root = _private_folder(con)
+        self.tables = 0
+        self.labels: dict[str, str] = {}  # link -> path in the export, for messages
+
+    def links(self, src: Source) -> list[str]:
+        """A link per file of `src`, in the order of `src.files`."""
+        self.tables += 1
+        folder = os.path.join(self.root, str(self.tables))
+        out = []
+        for i, (rel, real) in enumerate(src.files):
+            parts = rel.split("/")[1:-1] if src.format == "parquet_dir" else []
+            here = os.path.join(folder, *(_GLOB.sub(lambda m: f"%{ord(m.group()):02X}", p) for p in parts))
+            os.makedirs(here, exist_ok=True)
+            link = os.path.join(here, f"{i}{os.path.splitext(rel)[1].lower()}")
+            os.symlink(real, link)
+            self.labels[link] = rel
+            out.append(link)
+        return out
+
+    def explain(self, exc: BaseException) -> str:
+        """The first line of a DuckDB error, naming files by their path in the export."""
+        text = _first_line(exc)
+        for link, rel in self.labels.items():
+            text = text.replace(link, rel)
+        return text
+
+
+_PRIVATE = "audit-read-"
+
+
+def _private_folder(con: duckdb.DuckDBPyConnection) -> str:
+    """A new folder in the system's temporary folder, removed with `con`; its path is safe for DuckDB."""
+    _remove_stale_private_folders()
+    folder = tempfile.mkdtemp(prefix=f"{_PRIVATE}{os.getpid()}-")
+    weakref.finalize(con, shutil.rmtree, folder, True)
+    if _GLOB.search(folder) or "=" in folder:
+        raise UsageError(f"{tempfile.gettempdir()}: the temporary folder (TMPDIR) must not contain "
+                         f"any of = * ? [ ] {{ }} \\")
+    return folder
+
+
+def _remove_stale_private_folders() -> None:
+    """Remove the private folders of runs that died without removing theirs (this user's only)."""
+    base = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(_PRIVATE)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PRIVATE):].split("-")[0]
+        path = os.path.join(base, name)
+        try:
+            if not pid.isdigit() or os.lstat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def file_sql(con: duckdb.DuckDBPyConnection, path: str | Path) -> str:
+    """A SQL string literal that DuckDB (on `con`) reads as exactly the file `path`, never as a pattern.
+
+    A path without `*`, `?` or `[` is taken literally (a backslash included);
+    any other is read through a link in a private folder removed with `con`.
+    """
+    path = os.path.abspath(path)
+    if not re.search(r"[*?\[]", path):
+        return sql_str(path)
+    link = os.path.join(_private_folder(con), "file" + os.path.splitext(path)[1].lower())
+    os.symlink(path, link)
+    return sql_str(link)
+
+
+def _reader(src: Source, links: list[str]) -> str:
     if src.format == "parquet":
-        return f"read_parquet({sql_str(path)})"
+        return f"read_parquet({sql_str(links[0])})"
     if src.format == "parquet_dir":
-        return f"read_parquet({sql_str(path + '/**/*.parquet')}, hive_partitioning = true, union_by_name = true)"
+        files = "[" + ", ".join(sql_str(p) for p in links) + "]"
+        return f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
     if src.format == "csv":
-        return (f"read_csv({sql_str(path)}, header = true, delim = ',', quote = '\"', escape = '\"', "
+        return (f"read_csv({sql_str(links[0])}, header = true, delim = ',', quote = '\"', escape = '\"', "
                 f"all_varchar = true, encoding = 'utf-8', auto_detect = false, columns = {{COLUMNS}})")
-    return f"read_json({sql_str(path)}, format = 'newline_delimited', columns = {{COLUMNS}})"
+    return f"read_json({sql_str(links[0])}, format = 'newline_delimited', columns = {{COLUMNS}})"
 
 
-def _csv_header(path: Path) -> list[str]:
+def _csv_header(path: str) -> list[str]:
     import csv
 
     # utf-8-sig: a byte-order mark must not become part of the first column's name.
@@ -160,65 +418,50 @@ def _csv_header(path: Path) -> list[str]:
         return [h.strip() for h in next(csv.reader(fh), [])]
 
 
-def _raw_relation(con: duckdb.DuckDBPyConnection, src: Source) -> str:
-    """The FROM expression that reads `src`, every CSV/JSONL column as VARCHAR."""
-    reader = _reader(src)
+def _nested(raw_type: str) -> str | None:
+    """'STRUCT', 'MAP', 'LIST' or 'JSON' for a type that may hold more than one value, else None.
+
+    (Parquet has no UNION: DuckDB writes one as a STRUCT.)
+    """
+    t = raw_type.upper()
+    if t.startswith(("STRUCT", "MAP")):
+        return t.split("(")[0]
+    return "LIST" if t.endswith("]") else "JSON" if t == "JSON" else None
+
+
+def _raw_relation(con: duckdb.DuckDBPyConnection, src: Source, links: list[str]) -> str:
+    """The FROM expression that reads `src`: CSV columns as VARCHAR, JSONL keys as VARCHAR or JSON."""
+    reader = _reader(src, links)
     if src.format == "csv":
-        header = _csv_header(src.path)
+        header = _csv_header(src.files[0][1])
         if not header:
             raise ValueError("empty file, no header row")
         cols = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
         return reader.replace("{COLUMNS}", cols)
     if src.format == "jsonl":
-        # Learn the keys from DuckDB's own sniffing, then read every key as text so
-        # that parsing (and its error messages) is ours and the same as for CSV.
-        sniff = f"read_json({sql_str(src.path.as_posix())}, format = 'newline_delimited', sample_size = -1)"
-        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {sniff}").fetchall()]
-        cols = "{" + ", ".join(f"{sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+        # Learn the keys from DuckDB's own sniffing (of every line), then read every
+        # key as text so that parsing (and its error messages) is ours and the same
+        # as for CSV. A key with an object or array anywhere is read as JSON: the
+        # typed view refuses those values instead of reading them as text.
+        sniff = f"read_json({sql_str(links[0])}, format = 'newline_delimited', sample_size = -1)"
+        described = con.execute(f"DESCRIBE SELECT * FROM {sniff}").fetchall()
+        cols = "{" + ", ".join(f"{sql_str(n)}: '{'JSON' if _nested(t) else 'VARCHAR'}'"
+                               for n, t, *_ in described) + "}"
         return reader.replace("{COLUMNS}", cols)
     return reader
 
 
-def _typed_expr(raw: str, raw_type: str, ltype: str) -> tuple[str, str | None, str | None]:
-    """(typed expression, 'bad value' predicate or None, wrong-type reason or None)."""
-    t = raw_type.upper()
-    is_text = t == "VARCHAR" or t.startswith("VARCHAR") or t == "JSON"
-    blank = f"({raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '')"
-    if ltype in (schema.ID, schema.ENUM, schema.CODE, schema.TEXT):
-        base = f"CAST({raw} AS VARCHAR)" if not is_text else raw
-        if ltype == schema.TEXT:
-            return base, None, None
-        fn = {schema.ID: "", schema.ENUM: "lower", schema.CODE: "upper"}[ltype]
-        return f"NULLIF({fn}(trim({base})), '')", None, None
-    if ltype == schema.TS:
-        if t.startswith("TIMESTAMP") or t == "DATE":
-            return f"CAST({raw} AS TIMESTAMP)", None, None
-        if is_text:
-            expr = f"CAST(TRY_CAST(NULLIF(trim({raw}), '') AS TIMESTAMPTZ) AS TIMESTAMP)"
-            return expr, f"{blank} AND {expr} IS NULL", None
-        return "CAST(NULL AS TIMESTAMP)", None, f"expected an ISO 8601 timestamp, found {raw_type}"
-    if ltype in (schema.INT, schema.DEC):
-        target = schema.DUCKDB_TYPE[ltype]
-        if is_text:
-            expr = f"TRY_CAST(NULLIF(trim({raw}), '') AS {target})"
-            return expr, f"{blank} AND {expr} IS NULL", None
-        if any(k in t for k in ("INT", "DECIMAL", "DOUBLE", "FLOAT", "REAL", "NUMERIC", "HUGEINT")):
-            expr = f"TRY_CAST({raw} AS {target})"
-            return expr, f"{raw} IS NOT NULL AND {expr} IS NULL", None
-        return f"CAST(NULL AS {target})", None, f"expected a number, found {raw_type}"
-    if ltype == schema.BOOL:
-        if t == "BOOLEAN":
-            return raw, None, None
-        if is_text:
-            low = f"lower(trim({raw}))"
-            expr = (f"CASE WHEN {low} IN {tuple(BOOL_TRUE)} THEN true "
-                    f"WHEN {low} IN {tuple(BOOL_FALSE)} THEN false END")
-            return expr, f"{blank} AND ({expr}) IS NULL", None
-        if "INT" in t:
-            expr = f"CASE WHEN {raw} = 1 THEN true WHEN {raw} = 0 THEN false END"
-            return expr, f"{raw} IS NOT NULL AND ({expr}) IS NULL", None
-        return "CAST(NULL AS BOOLEAN)", None, f"expected a boolean, found {raw_type}"
-    raise ValueError(ltype)
+@dataclass
+class _Check:
+    """A 'bad value' predicate over one raw column, with its reason.
+
+    `probe`: cheap to rule out from Parquet statistics; tested with LIMIT 1
+    before a scan counts it (infinite or far-future timestamps are rare).
+    """
+
+    bad: str
+    why: str
+    probe: bool = False
 
 
 _WHY = {
@@ -227,6 +470,81 @@ _WHY = {
     schema.DEC: "not a number",
     schema.BOOL: "not a boolean (true/false, 1/0, yes/no)",
 }
+_NESTED_WHY = "an object or array, not a single value"
+_TS_RANGE_WHY = "an infinite or out-of-range timestamp (years 1 to 9999)"
+
+
+def _typed_expr(raw: str, raw_type: str, ltype: str) -> tuple[str, list[_Check], str | None]:
+    """(typed expression, bad-value checks, wrong-type reason or None)."""
+    t = raw_type.upper()
+    nested = _nested(t)
+    checks = []
+    if nested == "JSON":
+        # JSONL key read as JSON (see _raw_relation): scalars become their text.
+        is_nested = f"json_type({raw}) IN ('OBJECT', 'ARRAY')"
+        checks.append(_Check(is_nested, _NESTED_WHY))
+        raw, t, nested = f"(CASE WHEN {is_nested} THEN NULL ELSE {raw} ->> '$' END)", "VARCHAR", None
+    if nested:
+        target = schema.DUCKDB_TYPE[ltype]
+        return f"CAST(NULL AS {target})", [], f"a {nested} column, expected single values"
+    is_text = t == "VARCHAR" or t.startswith("VARCHAR")
+    blank = f"({raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '')"
+    if ltype in (schema.ID, schema.ENUM, schema.CODE, schema.TEXT):
+        base = f"CAST({raw} AS VARCHAR)" if not is_text else raw
+        if ltype == schema.TEXT:
+            return base, checks, None
+        fn = {schema.ID: "", schema.ENUM: "lower", schema.CODE: "upper"}[ltype]
+        return f"NULLIF({fn}(trim({base})), '')", checks, None
+    if ltype == schema.TS:
+        if t.startswith("TIMESTAMP") or t == "DATE":
+            return f"CAST({raw} AS TIMESTAMP)", [_Check(_out_of_range(raw, t), _TS_RANGE_WHY, probe=True)], None
+        if is_text:
+            # ISO 8601 begins with a digit: DuckDB's words ('epoch', 'infinity',
+            # '-infinity', 'inf') are refused, and so are years past 9999.
+            text = f"NULLIF(trim({raw}), '')"
+            ts = f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            expr = (f"CASE WHEN ascii({text}) BETWEEN 48 AND 57 AND {ts} BETWEEN TIMESTAMP '{TS_MIN}' "
+                    f"AND TIMESTAMP '{TS_MAX}' THEN {ts} END")
+            return expr, checks + [_Check(f"{blank} AND {expr} IS NULL", _WHY[ltype])], None
+        return "CAST(NULL AS TIMESTAMP)", [], f"expected an ISO 8601 timestamp, found {raw_type}"
+    if ltype in (schema.INT, schema.DEC):
+        target = schema.DUCKDB_TYPE[ltype]
+        if is_text:
+            expr = f"TRY_CAST(NULLIF(trim({raw}), '') AS {target})"
+            return expr, checks + [_Check(f"{blank} AND {expr} IS NULL", _WHY[ltype])], None
+        if any(k in t for k in ("INT", "DECIMAL", "DOUBLE", "FLOAT", "REAL", "NUMERIC", "HUGEINT")):
+            # NaN and infinities do not cast to BIGINT or DECIMAL: bad values.
+            expr = f"TRY_CAST({raw} AS {target})"
+            return expr, [_Check(f"{raw} IS NOT NULL AND {expr} IS NULL", _WHY[ltype])], None
+        return f"CAST(NULL AS {target})", [], f"expected a number, found {raw_type}"
+    if ltype == schema.BOOL:
+        if t == "BOOLEAN":
+            return raw, [], None
+        if is_text:
+            low = f"lower(trim({raw}))"
+            expr = (f"CASE WHEN {low} IN {tuple(BOOL_TRUE)} THEN true "
+                    f"WHEN {low} IN {tuple(BOOL_FALSE)} THEN false END")
+            return expr, checks + [_Check(f"{blank} AND ({expr}) IS NULL", _WHY[ltype])], None
+        if "INT" in t:
+            expr = f"CASE WHEN {raw} = 1 THEN true WHEN {raw} = 0 THEN false END"
+            return expr, [_Check(f"{raw} IS NOT NULL AND ({expr}) IS NULL", _WHY[ltype])], None
+        return "CAST(NULL AS BOOLEAN)", [], f"expected a boolean, found {raw_type}"
+    raise ValueError(ltype)
+
+
+def _out_of_range(raw: str, t: str) -> str:
+    """Predicate: a typed timestamp or date outside years 1..9999 (infinities included).
+
+    Compared in the column's own type, so that DuckDB prunes row groups by their
+    Parquet statistics (a clean file is not scanned); other units as TIMESTAMP.
+    """
+    if t == "DATE":
+        lo, hi = "DATE '0001-01-01'", "DATE '9999-12-31'"
+    elif t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        lo, hi = f"TIMESTAMPTZ '{TS_MIN}+00'", f"TIMESTAMPTZ '{TS_MAX}+00'"
+    else:
+        lo, hi = f"TIMESTAMP '{TS_MIN}'", f"TIMESTAMP '{TS_MAX}'"
+    return f"({raw} < {lo} OR {raw} > {hi})"
 
 
 def empty_view_sql(table: schema.Table) -> str:
@@ -238,20 +556,21 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
     """Create `raw.*` and typed `main.*` views for every table; record problems, never raise for data."""
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     broken = {p.table for p in export.problems if p.table}
+    farm = _LinkFarm(con)
     for name, src in export.sources.items():
         label = src.label(export.root)
         contract = schema.TABLES.get(name)
         view = name if _NAME_OK.match(name) else None
-        if name in broken:  # two files for one table: read neither
+        if name in broken:  # two files for one table, or a file that cannot be read: read none
             if contract:
                 con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             continue
         try:
-            relation = _raw_relation(con, src)
+            relation = _raw_relation(con, src, farm.links(src))
             con.execute(f"CREATE OR REPLACE VIEW raw.{ident(name)} AS SELECT * FROM {relation}")
             described = con.execute(f"DESCRIBE SELECT * FROM raw.{ident(name)}").fetchall()
         except (duckdb.Error, OSError, ValueError, UnicodeDecodeError) as exc:
-            export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({_first_line(exc)})"))
+            export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({farm.explain(exc)})"))
             if contract:
                 con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             continue
@@ -259,14 +578,14 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
             if view:
                 con.execute(f"CREATE OR REPLACE VIEW main.{view} AS SELECT * FROM raw.{ident(name)}")
             continue
-        _typed_view(con, export, name, contract, described, label, src, materialize_text)
+        _typed_view(con, export, name, contract, described, label, src, materialize_text, farm)
     for name, contract in schema.TABLES.items():
         if name not in export.sources:
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
     return export
 
 
-def _typed_view(con, export, name, contract, described, label, src, materialize_text):
+def _typed_view(con, export, name, contract, described, label, src, materialize_text, farm):
     raw_cols = {}
     for col_name, col_type, *_ in described:
         raw_cols.setdefault(col_name.strip().lower(), (col_name, col_type))
@@ -278,12 +597,11 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
                 export.problems.append(InputProblem(name, label, col.name, None, "key column missing"))
             continue
         raw_name, raw_type = raw_cols[col.name]
-        expr, bad, wrong = _typed_expr(ident(raw_name), raw_type, col.type)
+        expr, col_checks, wrong = _typed_expr(ident(raw_name), raw_type, col.type)
         if wrong:
             sample = _sample(con, name, raw_name)
-            export.problems.append(InputProblem(name, label, col.name, mask_value(col.pii, sample), wrong))
-        if bad:
-            checks.append((col, raw_name, bad))
+            export.problems.append(InputProblem(name, label, col.name, bad_value(col.pii, sample), wrong))
+        checks += [(col, raw_name, c) for c in col_checks]
         selects.append(f"{expr} AS {col.name}")
     known = {c.name for c in contract.all_columns}
     extras = [f"{ident(orig)} AS {ident(low)}" for low, (orig, _) in raw_cols.items() if low not in known]
@@ -291,52 +609,69 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
     materialize = materialize_text and src.format in ("csv", "jsonl")
     if materialize:
         # One parse: typed columns, plus, on rows with a value that does not parse,
-        # the list of (column, raw value) pairs for the error message.
+        # the list of (column, reason, raw value) triples for the error message.
         if checks:
-            pairs = ", ".join(
-                f"CASE WHEN {bad} THEN {{'c': {sql_str(col.name)}, 'v': CAST({ident(rn)} AS VARCHAR)}} END"
-                for col, rn, bad in checks)
-            any_bad = " OR ".join(f"({bad})" for _, _, bad in checks)
-            flag = f"CASE WHEN {any_bad} THEN list_filter([{pairs}], lambda p: p IS NOT NULL) END"
+            triples = ", ".join(
+                f"CASE WHEN {c.bad} THEN {{'c': {sql_str(col.name)}, 'w': {sql_str(c.why)}, "
+                f"'v': CAST({ident(rn)} AS VARCHAR)}} END"
+                for col, rn, c in checks)
+            any_bad = " OR ".join(f"({c.bad})" for _, _, c in checks)
+            flag = f"CASE WHEN {any_bad} THEN list_filter([{triples}], lambda p: p IS NOT NULL) END"
         else:
-            flag = "CAST(NULL AS STRUCT(c VARCHAR, v VARCHAR)[])"
+            flag = "CAST(NULL AS STRUCT(c VARCHAR, w VARCHAR, v VARCHAR)[])"
         try:
             con.execute(f"CREATE OR REPLACE TABLE raw.{ident(name + '__typed')} AS "
                         f"SELECT {select_sql}, {flag} AS __bad FROM raw.{ident(name)}")
         except duckdb.Error as exc:
-            export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({_first_line(exc)})"))
+            export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({farm.explain(exc)})"))
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             return
         if checks:
             rows = con.execute(
-                f"SELECT b.c, min(b.v), count(*) FROM (SELECT unnest(__bad) AS b FROM raw.{ident(name + '__typed')} "
-                f"WHERE __bad IS NOT NULL) GROUP BY 1 ORDER BY 1").fetchall()
+                f"SELECT b.c, b.w, min(b.v), count(*) FROM (SELECT unnest(__bad) AS b "
+                f"FROM raw.{ident(name + '__typed')} WHERE __bad IS NOT NULL) GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
             _record_bad(export, name, contract, label, rows)
         con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * EXCLUDE (__bad) "
                     f"FROM raw.{ident(name + '__typed')}")
     else:
-        if checks:
-            aggs = ", ".join(
-                f"count(*) FILTER (WHERE {bad}), min(CAST({ident(rn)} AS VARCHAR)) FILTER (WHERE {bad})"
-                for _, rn, bad in checks)
-            try:
+        try:
+            checks = _probed(con, name, checks)
+            if checks:
+                aggs = ", ".join(
+                    f"count(*) FILTER (WHERE {c.bad}), min(CAST({ident(rn)} AS VARCHAR)) FILTER (WHERE {c.bad})"
+                    for _, rn, c in checks)
                 vals = con.execute(f"SELECT {aggs} FROM raw.{ident(name)}").fetchone()
-            except duckdb.Error as exc:
-                export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({_first_line(exc)})"))
-                con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
-                return
-            rows = [(col.name, vals[2 * i + 1], vals[2 * i]) for i, (col, _, _) in enumerate(checks) if vals[2 * i]]
-            _record_bad(export, name, contract, label, rows)
+                rows = [(col.name, c.why, vals[2 * i + 1], vals[2 * i])
+                        for i, (col, _, c) in enumerate(checks) if vals[2 * i]]
+                _record_bad(export, name, contract, label, rows)
+        except duckdb.Error as exc:
+            export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({farm.explain(exc)})"))
+            con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
+            return
         con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT {select_sql} FROM raw.{ident(name)}")
 
 
+def _probed(con, name: str, checks: list) -> list:
+    """The checks worth a scan: every check but the probes, and the probes that find a row.
+
+    All probes of a table run in one query, each `LIMIT 1`; over Parquet whose
+    statistics rule the values out, DuckDB reads no row group at all.
+    """
+    probes = [i for i, (_, _, c) in enumerate(checks) if c.probe]
+    if not probes:
+        return checks
+    union = " UNION ALL ".join(f"(SELECT {i} FROM raw.{ident(name)} WHERE {checks[i][2].bad} LIMIT 1)"
+                               for i in probes)
+    hits = {r[0] for r in con.execute(union).fetchall()}
+    return [chk for i, chk in enumerate(checks) if not chk[2].probe or i in hits]
+
+
 def _record_bad(export, name, contract, label, rows):
-    for column, value, count in rows:
+    for column, why, value, count in rows:
         col = contract.column(column)
-        what = _WHY[col.type]
         suffix = f" ({count} rows)" if count > 1 else ""
         export.problems.append(
-            InputProblem(name, label, column, mask_value(col.pii, value), what + suffix))
+            InputProblem(name, label, column, bad_value(col.pii, value), why + suffix))
 
 
 def _sample(con, name: str, raw_name: str) -> str | None:
@@ -376,7 +711,14 @@ def connect(temp_dir: Path | None = None, memory_limit: str | None = None) -> du
     # Controls read the same Parquet files over and over: parse each footer once.
     con.execute("SET parquet_metadata_cache = true")
     if temp_dir:
-        con.execute(f"SET temp_directory = {sql_str(str(temp_dir))}")
+        spill = str(temp_dir)
+        if "\\" in spill:
+            # DuckDB reads a backslash in temp_directory as '/': spill through a link whose path it keeps.
+            os.makedirs(spill, exist_ok=True)
+            alias = os.path.join(_private_folder(con), "spill")
+            os.symlink(os.path.abspath(spill), alias)
+            spill = alias
+        con.execute(f"SET temp_directory = {sql_str(spill)}")
     memory_limit = memory_limit or default_memory_limit()
     if memory_limit:
         con.execute(f"SET memory_limit = {sql_str(memory_limit)}")

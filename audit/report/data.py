@@ -26,15 +26,18 @@ import pandas as pd
 
 from audit import export, schema
 from audit.controls import Control, cutoff, literal, load_catalogue, population_sql, render, scope_sql
-from audit.export import ident, sql_str
+from audit.export import file_sql, ident, sql_str
 from audit.findings import read_findings
-from audit.mask import mask_value
+from audit.mask import mask_id, mask_value
 from audit.policy import SEVERITIES, Pack, load_pack
 
 STATUSES = ("fail", "error", "not_evaluated", "pass")
 RETENTION_SUITE = "privacy_notice.retention"
 # Personal-data kind of a column, by name, for frames whose source table is unknown (queries).
 PII_BY_NAME: dict[str, str] = {col: kind for cols in schema.PII_COLUMNS.values() for col, kind in cols.items()}
+# Identifier columns, masked like violations.parquet's ids (audit.mask.mask_id: never merged, idempotent).
+ID_NAMES = {c.name for t in schema.TABLES.values() for c in t.all_columns if c.type == schema.ID} | {
+    "record_id", "waiver_id"}
 _COUNT_TAIL = "SELECT count(*) AS population FROM population"
 
 
@@ -43,15 +46,16 @@ class RunMismatch(ValueError):
 
 
 def mask_frame(df: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.DataFrame:
-    """Mask every text column: by its personal-data kind when known, else scrub e-mails, phones and IPs."""
+    """Mask every text column: by its personal-data kind when known, ids as ids, else scrub e-mails, phones and IPs."""
     kinds = PII_BY_NAME if kinds is None else {**PII_BY_NAME, **kinds}
     out = df.copy()
     for col in out.columns:
         s = out[col]
         if pd.api.types.is_string_dtype(s) or s.dtype == object:
-            kind = kinds.get(str(col).lower())
-            out[col] = s.map(lambda v, k=kind: v if v is None or (not isinstance(v, str) and pd.isna(v))
-                             else mask_value(k, v))
+            name = str(col).lower()
+            kind = kinds.get(name)
+            fn = mask_id if kind is None and name in ID_NAMES else (lambda v, k=kind: mask_value(k, v))
+            out[col] = s.map(lambda v, f=fn: v if v is None or (not isinstance(v, str) and pd.isna(v)) else f(v))
     return out
 
 
@@ -646,7 +650,7 @@ def _attach_findings(con: duckdb.DuckDBPyConnection, run_dir: Path, findings: di
                 "section VARCHAR, suite VARCHAR)")
     if rows:
         con.executemany("INSERT INTO audit.controls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    parquet = f"read_parquet({sql_str(str((run_dir / 'violations.parquet').resolve()))})"
+    parquet = f"read_parquet({file_sql(con, run_dir / 'violations.parquet')})"  # a path, not a pattern
     names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {parquet}").fetchall()}
     if "waiver_id" in names:  # waived violations stay in the file, marked; they are not violations any more
         con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * EXCLUDE (waiver_id) FROM {parquet} "
