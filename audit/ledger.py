@@ -213,7 +213,7 @@ def _read_findings(folder: Path) -> dict:
 
 def _stage(con: duckdb.DuckDBPyConnection, folder: Path, seq: int, period: str | None, p: str = "") -> dict:
     """Insert one run folder's controls, waivers and violation keys as run `seq`; return its run row."""
-    from audit.export import sql_str
+    from audit.export import file_sql
 
     doc = _read_findings(folder)
     run = doc.get("run") or {}
@@ -240,7 +240,7 @@ def _stage(con: duckdb.DuckDBPyConnection, folder: Path, seq: int, period: str |
     parquet = folder / "violations.parquet"
     if not parquet.is_file():
         raise LedgerError(f"{folder}: no violations.parquet; not a run folder")
-    src = f"read_parquet({sql_str(str(parquet))})"
+    src = f"read_parquet({file_sql(con, parquet)})"  # a path, not a pattern
     try:
         cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
         waiver = "CAST(waiver_id AS VARCHAR)" if "waiver_id" in cols else "CAST(NULL AS VARCHAR)"
