@@ -176,15 +176,12 @@ def discover(root: Path) -> Export:
         table = name[: -len(suffix)].lower() if fmt else name.lower()
         try:
             kind, real = _kind(path, real_root)
-        except _Refused as exc:
+        except (_Refused, OSError) as exc:
             # Refused by name when it would be a table: a table's file, a folder,
-            # or (dangling) the name of a table of the contract.
+            # or (dangling, or not even stat-able) the name of a table of the contract.
+            why = exc.args[0] if isinstance(exc, _Refused) else f"cannot be read ({exc.strerror or type(exc).__name__})"
             if fmt or os.path.isdir(path) or table in schema.TABLES:
-                refuse(table, Source(table, root / name, fmt or "parquet_dir"), name, exc.args[0])
-            continue
-        except OSError as exc:
-            refuse(table, Source(table, root / name, fmt or "parquet_dir"), name,
-                   f"cannot be read ({exc.strerror or type(exc).__name__})")
+                refuse(table, Source(table, root / name, fmt or "parquet_dir"), name, why)
             continue
         if kind == "dir":
             files: list[tuple[str, str]] = []
