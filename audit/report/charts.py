@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from audit.policy import SEVERITIES
-from audit.report.html import Html, note
+from audit.report.html import Html, note, short
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -153,7 +153,8 @@ def overdue_by_customer(df: pd.DataFrame) -> Chart | Html:
     if df.empty:
         return note("No overdue record belongs to a customer.")
     d = df.copy()
-    d["who"] = [f"{c} · {n}" if isinstance(n, str) and n else str(c) for c, n in zip(d.customer_id, d.customer_name)]
+    d["who"] = [short(f"{c} · {n}" if isinstance(n, str) and n else str(c))
+                for c, n in zip(d.customer_id, d.customer_name)]
     order = d.drop_duplicates("who").sort_values("total", ascending=True).who.tolist()
     fig = go.Figure()
     for table, part in d.groupby("table_name", sort=True):
@@ -217,7 +218,7 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
     if contracts.empty:
         return note("No processor and no transfer in the export.")
     c = contracts.copy()
-    c["who"] = [f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p)
+    c["who"] = [short(f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p))
                 for p, n, u in zip(c.processor_id, c.name, c.unregistered)]
     label = dict(zip(c.processor_id, c.who))
     order = c.who.tolist()[::-1]
@@ -235,7 +236,7 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
                     marker_line={"color": "#2e86c1", "width": 1},
                     customdata=[(pd.Timestamp(s).date().isoformat(),
                                  pd.Timestamp(e).date().isoformat() if pd.notna(e) else "no expiry",
-                                 m if isinstance(m, str) else "none")
+                                 short(m) if isinstance(m, str) else "none")
                                 for s, e, m in zip(signed.contract_signed_at, signed.contract_expires_at,
                                                    signed.mechanism)],
                     hovertemplate="%{y}<br>contract %{customdata[0]} → %{customdata[1]}<br>"
@@ -270,7 +271,7 @@ def transfers_by_mechanism(df: pd.DataFrame) -> Chart | Html:
         part = df[df.validity == validity]
         if part.empty:
             continue
-        fig.add_bar(x=part.mechanism, y=part.transfers, name=validity, marker_color=STATE_COLORS[validity],
+        fig.add_bar(x=part.mechanism.map(short), y=part.transfers, name=validity, marker_color=STATE_COLORS[validity],
                     customdata=part.records,
                     hovertemplate="%{x}: %{y:,} transfers, %{customdata:,} records<br>" + validity
                                   + "<extra></extra>")
@@ -284,6 +285,7 @@ def transfers_by_quarter(df: pd.DataFrame, shield: dict) -> Chart | Html:
         return note("No transfer out of the EU to a registered processor.")
     fig = go.Figure()
     for mech, part in df.groupby("mechanism", sort=True):
+        mech = short(mech)
         fig.add_bar(x=part.quarter, y=part.transfers, name=mech, marker_color=MECHANISM_COLORS.get(mech),
                     hovertemplate="%{x|%Y Q%q}: %{y:,} transfers under " + mech + "<extra></extra>")
     bad = df.groupby("quarter", as_index=False).not_valid.sum()

@@ -41,12 +41,21 @@ class Html:
         return Html(self.markup + str(other))
 
 
+SHOWN_CHARS = 300  # the most characters of one value a table cell or a chart label shows
+
+
+def short(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how long it was: one 200 KB value must not make the report
+    (and every chart's JSON that repeats it) megabytes long and slow to render."""
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text):,} characters]"
+
+
 def esc(value) -> str:
     return _html.escape("" if value is None else str(value), quote=True)
 
 
 def fmt(value) -> str:
-    """A cell value as text: integers with separators, dates without midnight, blanks for missing."""
+    """A cell value as text: integers with separators, dates without midnight, blanks for missing, long text cut."""
     if value is None:
         return ""
     if isinstance(value, float) and math.isnan(value):
@@ -67,7 +76,7 @@ def fmt(value) -> str:
         return day if value.time() == dt.time() else f"{day} {value.time().isoformat('minutes')}"
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value)
+    return short(str(value))
 
 
 def badge(status: str) -> str:
