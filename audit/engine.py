@@ -110,8 +110,9 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     check_pack(pack, catalogue)
     out = Path(out)
     run_folder.check_out(out, root, Path(ledger) if ledger else None)
-    work = run_folder.make_work(out)
+    work = None
     try:
+        work = run_folder.make_work(out)
         result = _evaluate(root, t, pack, catalogue, work, memory_limit)
         if waivers:
             from audit.waivers import apply as apply_waivers
@@ -132,7 +133,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
                 raise
             raise OutputError(f"{out}: the run could not be written, nothing was replaced ({_why(exc)})") from None
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         raise
     return result
 

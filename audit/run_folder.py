@@ -22,8 +22,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,17 +138,38 @@ def check_out(out: Path, export: Path, ledger: Path | None) -> None:
         raise UsageError(f"{out}: {why}")
 
 
-def make_work(out: Path) -> Path:
-    """A new temporary run folder beside `out`, marked with this process."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (main thread only): Ctrl-C then lands after the block, never inside it."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        work.chmod(0o755)
-        write_marker(work, **_own_process())
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def make_work(out: Path) -> Path:
+    """A new temporary run folder beside `out`, marked with this process.
+
+    An interruption while it is made (between mkdir and the return of its
+    name) would leave a folder nobody knows of: signals wait until it is
+    known, and it is removed if one arrives then.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = None
+    try:
+        with _signals_held():
+            work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+            work.chmod(0o755)
+            write_marker(work, **_own_process())
+        return work
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         raise
-    return work
 
 
 @contextmanager
