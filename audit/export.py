@@ -105,9 +105,15 @@ class _Refused(Exception):
     """A symbolic link this reader does not follow (why in args[0])."""
 
 
-def _entries(folder: str) -> list[str]:
+def _entries(folder: str) -> list[tuple[str, str]]:
+    """(name, name as shown) of a folder's entries, sorted by name.
+
+    A name that is not UTF-8 is shown with its bytes escaped (`\\xff`): messages,
+    findings.json, table names and partition values cannot carry the raw bytes.
+    """
     with os.scandir(folder) as it:
-        return sorted(e.name for e in it)
+        names = sorted(e.name for e in it)
+    return [(n, n.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")) for n in names]
 
 
 def _kind(path: str, real_root: str) -> tuple[str, str]:
@@ -156,7 +162,7 @@ def discover(root: Path) -> Export:
         raise UsageError(f"{root}: export folder not found")
     real_root = os.path.realpath(root)
     try:
-        names = _entries(real_root)
+        entries = _entries(real_root)
     except OSError as exc:
         raise UsageError(f"{root}: export folder cannot be read ({exc.strerror or type(exc).__name__})") from None
     export = Export(root=root)
@@ -167,10 +173,10 @@ def discover(root: Path) -> Export:
             found.setdefault(src.table, []).append(src)
         export.problems.append(InputProblem(table, label, None, None, why))
 
-    for name in names:
+    for raw_name, name in entries:
         if name.startswith("."):
             continue
-        path = os.path.join(real_root, name)
+        path = os.path.join(real_root, raw_name)
         suffix = os.path.splitext(name)[1].lower()
         fmt = FORMATS.get(suffix)
         table = name[: -len(suffix)].lower() if fmt else name.lower()
@@ -216,14 +222,14 @@ def _walk_table(real_dir: str, rel_dir: str, real_root: str, ancestors: set[str]
                 files: list[tuple[str, str]], problems: list[tuple[str, str]]) -> None:
     """Collect the `.parquet` files under a table's folder; what cannot be read is a problem."""
     try:
-        names = _entries(real_dir)
+        entries = _entries(real_dir)
     except OSError as exc:
         problems.append((rel_dir + "/", f"cannot be read ({exc.strerror or type(exc).__name__})"))
         return
-    for name in names:
+    for raw_name, name in entries:
         if name.startswith("."):
             continue
-        path, rel = os.path.join(real_dir, name), f"{rel_dir}/{name}"
+        path, rel = os.path.join(real_dir, raw_name), f"{rel_dir}/{name}"
         is_parquet = name.lower().endswith(".parquet")
         try:
             kind, real = _kind(path, real_root)
@@ -283,7 +289,7 @@ def fingerprint(source: Path | Export) -> str:
             digest = inner.hexdigest()
         except OSError:
             digest = "unreadable"
-        outer.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        outer.update(f"{rel}\0{digest}\n".encode())
     return outer.hexdigest()
 
 

@@ -298,3 +298,16 @@ def test_manifest_source_is_masked_and_bounded(tmp_path):
     assert "jane.doe@example.com" not in got and "10.1.2.3" not in got
     assert got.startswith("crm export by ") and len(got) <= export.MANIFEST_CHARS + 1
     assert ex.manifest["exported_at"] == "2026-10-05"
+
+
+def test_names_that_are_not_utf8_are_read_and_shown_escaped(tmp_path):
+    root = os.fsencode(tmp_path)
+    os.makedirs(root + b"/technical_logs/year=\xff2026")
+    write_parquet(tmp_path / "l.parquet", "SELECT 'L1' AS log_id")
+    os.rename(tmp_path / "l.parquet", root + b"/technical_logs/year=\xff2026/a\xfe.parquet")
+    os.mkfifo(root + b"/complaints\xff.csv")
+    con, ex = load(tmp_path)
+    assert messages(ex) == ["complaints\\xff.csv: a FIFO, not a regular file"]
+    assert con.execute("SELECT year, log_id FROM raw.technical_logs").fetchall() == [("\\xff2026", "L1")]
+    assert [rel for rel, _ in ex.files_read()] == ["technical_logs/year=\\xff2026/a\\xfe.parquet"]
+    json.dumps([str(p) for p in ex.problems], ensure_ascii=False).encode()  # findings.json can hold them
