@@ -190,9 +190,15 @@ def _glued(text: str, start: int, end: int, core: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _phone_spans(before: str, core: str, after: str) -> tuple[tuple[int, int], ...]:
-    """Where libphonenumber finds valid numbers in `core` (offsets into `core`)."""
-    found = phonenumbers.PhoneNumberMatcher(before + core + after, PHONE_REGION,
-                                            leniency=phonenumbers.Leniency.VALID)
+    """Where libphonenumber finds numbers in `core` (offsets into `core`).
+
+    Digits written as a phone number (grouped: `555-123-4567`) need only be
+    possible numbers, so made-up and unassigned ones are masked too; bare digits
+    (`1500000`, an id's serial) must be valid ones, or every count would be a phone.
+    """
+    grouped = not core.lstrip("+").isdigit()
+    leniency = phonenumbers.Leniency.POSSIBLE if grouped else phonenumbers.Leniency.VALID
+    found = phonenumbers.PhoneNumberMatcher(before + core + after, PHONE_REGION, leniency=leniency)
     n = len(before)
     return tuple((max(p.start - n, 0), min(p.end - n, len(core))) for p in found
                  if p.end > n and p.start < n + len(core))
