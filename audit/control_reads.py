@@ -2,7 +2,7 @@
 
 Each control's metadata carries the result (`meta.reads` in expectations/*.json):
 the engine copies the columns several controls read into DuckDB tables before
-they run (audit/shared_tables.py), and `audit controls --show` lists them.
+they run (audit/evaluate/shared_tables.py), and `audit controls --show` lists them.
 The analysis itself runs when the catalogue is maintained, not on every audit
 (parsing 31 controls costs ~0.3 s of the GIL while GX imports):
 

@@ -1,7 +1,7 @@
 """One root exception and subclasses that carry the data a message needs.
 
 Library code raises these; only the CLI edge turns them into one-line messages
-(audit/cli.py). `str(error)` is always that one line.
+(audit/cli/main.py). `str(error)` is always that one line.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What is personal data, and how it is masked before it reaches any output.
 
 The one definition: violations.csv/.parquet, findings.json and the ledger
-(through `mask_id`/`scrub`, run as DuckDB functions by audit/findings.py), the
+(through `mask_id`/`scrub`, run as DuckDB functions by audit/outputs/findings.py), the
 notebooks and the report (`mask_value`, audit/report/data.py), and every line
 the CLI prints (`for_terminal`, `bad_value`).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Logical types of the contract. The reader maps each to a DuckDB type and a
-# parse rule (audit/export.py).
+# parse rule (audit/read/export.py).
 ID = "id"            # identifiers: VARCHAR, trimmed, '' = NULL
 TEXT = "text"        # free text, kept as is
 ENUM = "enum"        # lower-cased and trimmed (status, channel, roles, ...)

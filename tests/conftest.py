@@ -58,7 +58,7 @@ def as_parquet(export: Path, dest: Path) -> Path:
     """The same export with every table as one Parquet file of the raw values (text stays text)."""
     import duckdb
 
-    from audit import export as reader
+    from audit.read import export as reader
 
     dest.mkdir(parents=True)
     con = duckdb.connect()
@@ -71,7 +71,7 @@ def as_parquet(export: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def boundary_parquet_run(tmp_path_factory):
-    """The boundary export rewritten as Parquet: the engine copies shared columns (audit/shared_tables.py)."""
+    """The boundary export rewritten as Parquet: the engine copies shared columns (audit/evaluate/shared_tables.py)."""
     from tests import boundary_export
 
     base = tmp_path_factory.mktemp("boundary-parquet")

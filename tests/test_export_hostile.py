@@ -1,6 +1,6 @@
 """The reader under careless and hostile exports: odd names, links, special files, special values.
 
-Paths reach DuckDB only as links with names of our own (audit/export.py), so a
+Paths reach DuckDB only as links with names of our own (audit/read/export.py), so a
 folder named like a glob pattern is read as itself; the walk is bounded to the
 export; values DuckDB accepts but the contract does not are bad values.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from audit import export
+from audit.read import export
 from audit.controls import load_catalogue
 from tests import boundary_export
 from tests.conftest import ROOT, findings

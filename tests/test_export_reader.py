@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from audit import export
+from audit.read import export
 
 
 def load(root: Path):

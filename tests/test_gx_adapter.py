@@ -1,4 +1,4 @@
-"""The DuckDB dialect that lets GX's SQL engine run on DuckDB (audit/gx_duckdb.py)."""
+"""The DuckDB dialect that lets GX's SQL engine run on DuckDB (audit/evaluate/gx_duckdb.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import great_expectations as gx
 import pytest
 import sqlalchemy as sa
 
-from audit.gx_duckdb import AuditDuckDBDialect, share, unshare
+from audit.evaluate.gx_duckdb import AuditDuckDBDialect, share, unshare
 
 
 @pytest.fixture()
@@ -102,7 +102,7 @@ def test_regex_uses_postgres_operator(views):
 
 
 def test_control_expectation_materializes_once_and_counts(views):
-    from audit.gx_controls import run
+    from audit.evaluate.gx_controls import run
 
     con, _ = views
     sql = ("WITH population AS (SELECT * FROM visitors) "
@@ -114,7 +114,7 @@ def test_control_expectation_materializes_once_and_counts(views):
 
 
 def test_control_query_failure_is_reported_not_raised(views):
-    from audit.gx_controls import run
+    from audit.evaluate.gx_controls import run
 
     con, _ = views
     outcome = run(con, [("X-02", "WITH population AS (SELECT 1) SELECT * FROM no_such_table", {"control_id": "X-02"})], None)
@@ -123,11 +123,11 @@ def test_control_query_failure_is_reported_not_raised(views):
 
 
 def test_gx_import_leaves_the_interpreter_as_it_found_it():
-    """The import pauses the garbage collector and pins OpenBLAS to one thread (audit/gx_controls.py)."""
+    """The import pauses the garbage collector and pins OpenBLAS to one thread (audit/evaluate/gx_controls.py)."""
     import subprocess
     import sys
 
-    probe = ("import gc, os; import audit.gx_controls; "
+    probe = ("import gc, os; import audit.evaluate.gx_controls; "
              "print(gc.isenabled(), os.environ.get('OPENBLAS_NUM_THREADS'), gc.get_freeze_count() > 10000)")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)

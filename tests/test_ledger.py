@@ -19,8 +19,8 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from audit import ledger as L
-from audit.cli import cli
+from audit.ledger import chain as L
+from audit.cli.main import cli
 from tests.conftest import AUDIT, ROOT
 
 TECHNICAL_LOGS = [

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit import mask
-from audit.findings import FORMULA_STARTS, csv_cell, csv_cell_sql
+from audit.outputs.findings import FORMULA_STARTS, csv_cell, csv_cell_sql
 from audit.report.data import mask_frame
 from audit.schema import EMAIL, NAME, PHONE
 from tests.conftest import ROOT, findings, run_audit

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from audit import export, materialize
+from audit.read import export
+from audit.evaluate import materialize
 from audit.controls import cutoff, load_catalogue, population_sql, render, scope_sql
 from audit.policy import load_pack
 

@@ -89,7 +89,7 @@ def rendered_run(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def personal_data() -> dict[str, set[str]]:
     """Raw personal data of the sample, read from its own tables with DuckDB."""
-    from audit import export
+    from audit.read import export
 
     con = export.connect()
     try:

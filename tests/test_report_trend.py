@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from click.testing import CliRunner
 
-from audit import ledger as L
+from audit.ledger import chain as L
 from tests.conftest import SAMPLE, findings, run_audit
 from tests.test_report import CHROMIUM, chromium, ensure_kernel  # noqa: F401 - shared fixture
 
@@ -44,7 +44,7 @@ COUNTS = ("violations", "waived", "new", "resolved", "persisting")
 
 
 def invoke(*args):
-    from audit.cli import cli
+    from audit.cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 

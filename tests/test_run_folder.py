@@ -20,8 +20,8 @@ import nbformat
 import psutil
 import pytest
 
-from audit import ledger as L
-from audit import run_folder
+from audit.ledger import chain as L
+from audit.outputs import run_folder
 from audit.controls import cutoff
 from tests import boundary_export
 from tests.conftest import AUDIT, ROOT, findings, run_audit

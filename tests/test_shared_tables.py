@@ -1,10 +1,11 @@
-"""Shared columns copied into DuckDB once (audit/shared_tables.py): same findings, bounded memory."""
+"""Shared columns copied into DuckDB once (audit/evaluate/shared_tables.py): same findings, bounded memory."""
 
 from __future__ import annotations
 
 import pytest
 
-from audit import export, shared_tables
+from audit.read import export
+from audit.evaluate import shared_tables
 from audit.controls import cutoff, load_catalogue, render, scope_sql
 from audit.policy import load_pack
 from tests.boundary_export import AS_OF, EXPECTED
@@ -100,7 +101,7 @@ def test_memory_sizes(text, size):
 
 
 def test_engine_budget_follows_duckdb_memory_limit(boundary_parquet_run, monkeypatch):
-    from audit import engine
+    from audit.evaluate import engine
 
     seen = []
     real = shared_tables.plan

@@ -8,9 +8,9 @@ import json
 import duckdb
 import pytest
 
-from audit import ledger as L
+from audit.ledger import chain as L
 from audit.errors import WaiverError
-from audit.waivers import load
+from audit.evaluate.waivers import load
 from tests.conftest import run_audit
 from tests.test_ledger import invoke, write_export
 

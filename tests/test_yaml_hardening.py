@@ -18,7 +18,7 @@ import pytest
 
 from audit.errors import PolicyError, WaiverError
 from audit.policy import DEFAULT_PACK, load_pack
-from audit.waivers import load as load_waivers
+from audit.evaluate.waivers import load as load_waivers
 from tests.conftest import AUDIT
 
 # Nine levels of nine aliases: 9^9 (387 million) strings in 1 KB.

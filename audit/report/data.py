@@ -2,7 +2,7 @@
 
 `open_run()` gives an `AuditRun`, whose DuckDB connection holds
 
-- `main.<table>`: the export's typed views (audit.export, read only);
+- `main.<table>`: the export's typed views (audit.read.export, read only);
 - `audit.active_holds`: the catalogue's shared words (audit/sql/scope.sql);
 - `audit.controls`: the controls of findings.json, one row each, in pack order;
 - `audit.violations`: the run's violations.parquet;
@@ -24,10 +24,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from audit import export, schema
+from audit import schema
+from audit.read import export
 from audit.controls import Control, cutoff, literal, load_catalogue, population_sql, render, scope_sql
-from audit.export import file_sql, ident, sql_str
-from audit.findings import read_findings
+from audit.read.export import file_sql, ident, sql_str
+from audit.outputs.findings import read_findings
 from audit.mask import mask_id, mask_value
 from audit.policy import SEVERITIES, Pack, load_pack
 
@@ -591,7 +592,7 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
     if not (run_dir / "findings.json").is_file():
         if exports is None:
             raise FileNotFoundError(f"{run_dir}: no findings.json, and no exports to check into it")
-        from audit.engine import check
+        from audit.evaluate.engine import check
 
         check(exports, run_dir, as_of=as_of, policy=policy)
     findings = read_findings(run_dir)
@@ -632,7 +633,7 @@ def _with_run_controls(catalogue: dict[str, Control], findings: dict) -> dict[st
         cid = c["control_id"]
         if cid in out:
             continue
-        from audit.waivers import WVR_CONTROL
+        from audit.evaluate.waivers import WVR_CONTROL
 
         out[cid] = WVR_CONTROL if cid == WVR_CONTROL.id else Control(
             id=cid, title=c["title"], section=c.get("clause", ""), quote="", remediation="", requires=(), uses=(),

@@ -1,11 +1,11 @@
 """The report's trend section: violations per control over the periods of one policy pack, from the run ledger.
 
-`load_trend(run_dir, ledger)` reads the ledger once, through audit.ledger's
+`load_trend(run_dir, ledger)` reads the ledger once, through audit.ledger.chain's
 reader, with the run being reported added as the current run: `audit run`
 renders its report before the run folder lands, and records the run in the
 ledger only after that. It returns a `Trend`:
 
-- `points`: audit.ledger.trend()'s rows (one per run and control) over the
+- `points`: audit.ledger.chain.trend()'s rows (one per run and control) over the
   series of the run's policy pack, one run per cutoff (the latest recorded);
 - `changes`: per control of this run, its violations and the violation keys
   that are new, resolved and persisting since the previous point of the series,
@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.errors import LedgerError
-from audit.findings import read_findings
+from audit.outputs.findings import read_findings
 from audit.mask import scrub
 
 INT_COLUMNS = ("seq", "position", "violations", "waived", "new", "resolved", "persisting")
@@ -87,7 +87,7 @@ def load_trend(run_dir: str | Path, ledger: str | Path | None, period: str | Non
     then says so). A ledger that cannot be read is said so too, in one line: the
     run records into it afterwards and reports the error there.
     """
-    from audit import ledger as L
+    from audit.ledger import chain as L
 
     run = _run_of(Path(run_dir))
     policy = run.get("policy") or {}

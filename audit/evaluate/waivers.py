@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 
 from audit.controls import Control
-from audit.engine import ControlResult
+from audit.evaluate.engine import ControlResult
 from audit.errors import WaiverError, first_line
 from audit.mask import mask_id, scrub
 from audit.policy import SEVERITIES, RefusedYAML, StrictLoader

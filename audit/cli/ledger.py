@@ -3,7 +3,7 @@
 Also the helpers `check` (and `run`) call around the engine: `plan_run` (a
 `--period` becomes the cutoff and the run folder's name; the waivers file is
 validated before any work) and `record_run` (the landed run folder goes into
-the ledger). `register(cli)` at the bottom of audit/cli.py adds the commands to the group.
+the ledger). `register(cli)` at the bottom of audit/cli/main.py adds the commands to the group.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 
 from audit.errors import LedgerError
-from audit.ledger import DEFAULT_LEDGER
+from audit.ledger.chain import DEFAULT_LEDGER
 from audit.mask import for_terminal
 from audit.policy import SEVERITIES
 
-# audit/cli.py's exit codes (not imported: `python -m audit.cli` runs that file as __main__).
+# audit/cli/main.py's exit codes (not imported: `python -m audit.cli` runs audit/cli/main.py as a script).
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 LEDGER_HELP = f"Run ledger (DuckDB file; default {DEFAULT_LEDGER} in the working folder)."
 NO_LEDGER = ("", ".", "-")  # `--ledger -` (or AUDIT_LEDGER=-): do not record the run
@@ -40,7 +40,7 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
     if period:
         from audit.controls import cutoff
         from audit.errors import UsageError
-        from audit.schedule import last_complete
+        from audit.ledger.schedule import last_complete
 
         try:
             ref = cutoff(as_of)
@@ -51,7 +51,7 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
     if waivers:
         from audit.controls import load_catalogue
         from audit.policy import load_pack
-        from audit.waivers import load
+        from audit.evaluate.waivers import load
 
         pack = load_pack(policy)
         load(waivers, set(pack.controls) & set(load_catalogue()))
@@ -71,7 +71,7 @@ def record_run(result, ledger: Path | None, period: str | None = None) -> None:
     """
     if recorded_in(ledger) is None or result.out is None:
         return
-    from audit.ledger import record
+    from audit.ledger.chain import record
 
     try:
         record(ledger, result.out, period=period, run_id=result.run["run_id"])
@@ -96,7 +96,7 @@ def verify(ledger):
 
         audit ledger verify --ledger reports/audit-ledger.duckdb
     """
-    from audit.ledger import verify as run_verify
+    from audit.ledger.chain import verify as run_verify
 
     got = run_verify(ledger)
     click.echo(f"{ledger}: {got.runs} runs, chain intact; head {got.head}")
@@ -113,7 +113,7 @@ def record_cmd(ledger, period, run_folder):
 
         audit ledger record runs/2026-09 --period 2026-09
     """
-    from audit.ledger import record
+    from audit.ledger.chain import record
 
     got = record(ledger, run_folder, period=period)
     click.echo(f"recorded {got.run_id} as #{got.seq} in {ledger}; head {got.record_hash}")
@@ -158,7 +158,7 @@ def history(ledger, policy_sha, last):
 
         audit history --ledger reports/audit-ledger.duckdb --last 6
     """
-    from audit.ledger import _reader, _run_rows, _trend
+    from audit.ledger.chain import _reader, _run_rows, _trend
 
     with _reader(ledger) as con:
         runs = _run_rows(con)
@@ -218,8 +218,8 @@ def diff(ledger, csv_path, run_a, run_b):
 
         audit diff 2026-08 2026-09 --csv runs/diff-2026-09.csv
     """
-    from audit.findings import csv_cell
-    from audit.ledger import DIFF_COLUMNS, diff_data
+    from audit.outputs.findings import csv_cell
+    from audit.ledger.chain import DIFF_COLUMNS, diff_data
 
     a, b, rows, counts = diff_data(ledger, run_a, run_b)
     table = [[cid, *v] for cid, v in counts.items()]
@@ -268,8 +268,8 @@ def backfill(exports, first, to, period, out, policy, waivers, fail_on, ledger):
     """
     import datetime as dt
 
-    from audit.engine import check as run_check
-    from audit.schedule import last_complete, parse, series
+    from audit.evaluate.engine import check as run_check
+    from audit.ledger.schedule import last_complete, parse, series
 
     start = parse(period, first, "--from")
     end = parse(period, to, "--to") if to else last_complete(period, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))

@@ -143,8 +143,8 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_
 
         audit check --exports data_samples/export-2026-10-05 --as-of 2026-09-30 --out runs/2026-09
     """
-    from audit.cli_ledger import plan_run, record_run, recorded_in
-    from audit.engine import check as run_check
+    from audit.cli.ledger import plan_run, record_run, recorded_in
+    from audit.evaluate.engine import check as run_check
 
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
@@ -166,8 +166,8 @@ def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, no
 
         audit run --exports data_samples/export-2026-10-05 --as-of 2026-09-30 --out reports/2026-09-30
     """
-    from audit.cli_ledger import plan_run, record_run, recorded_in
-    from audit.engine import check as run_check
+    from audit.cli.ledger import plan_run, record_run, recorded_in
+    from audit.evaluate.engine import check as run_check
     from audit.report.render import render_run
 
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
@@ -254,7 +254,7 @@ def sample(out, rows, seed, as_of, formats):
     say(f"wrote {out} ({total} rows) and {out.parent / (out.name + '.truth.csv')}")
 
 
-from audit.cli_ledger import register as _register_ledger_commands  # noqa: E402  (ledger, history, diff, backfill)
+from audit.cli.ledger import register as _register_ledger_commands  # noqa: E402  (ledger, history, diff, backfill)
 
 _register_ledger_commands(cli)
 

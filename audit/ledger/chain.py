@@ -48,7 +48,7 @@ import duckdb
 
 from audit.errors import LedgerError
 from audit.errors import first_line as _first_line
-from audit.findings import read_findings
+from audit.outputs.findings import read_findings
 
 DEFAULT_LEDGER = "audit-ledger.duckdb"
 GENESIS = "0" * 64
@@ -213,7 +213,7 @@ def _read_findings(folder: Path) -> dict:
 
 def _stage(con: duckdb.DuckDBPyConnection, folder: Path, seq: int, period: str | None, p: str = "") -> dict:
     """Insert one run folder's controls, waivers and violation keys as run `seq`; return its run row."""
-    from audit.export import file_sql
+    from audit.read.export import file_sql
 
     doc = _read_findings(folder)
     run = doc.get("run") or {}
@@ -355,7 +355,7 @@ def _reader(ledger: str | Path | None, current: str | Path | None = None,
             lock.__enter__()
         try:
             if lock is not None:
-                from audit.export import sql_str
+                from audit.read.export import sql_str
 
                 try:
                     con.execute(f"ATTACH {sql_str(str(path))} AS l (READ_ONLY)")

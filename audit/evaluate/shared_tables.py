@@ -1,6 +1,6 @@
 """Materialize once what several controls read: typed columns of Parquet tables.
 
-A Parquet table stays a view after loading (audit/export.py), so every control
+A Parquet table stays a view after loading (audit/read/export.py), so every control
 that reads it decodes the file's columns again and re-applies the contract's
 normalisation (trimmed ids, lower-cased enums, UTC timestamps). When several
 controls read a table, the engine copies the typed columns they read into a
@@ -33,7 +33,7 @@ from typing import Iterable
 import duckdb
 
 from audit import schema
-from audit.export import Export, ident, row_count
+from audit.read.export import Export, ident, row_count
 
 # Share of DuckDB's memory limit the copies may take: the rest is left to the
 # controls' joins and aggregations (which spill beyond the limit).

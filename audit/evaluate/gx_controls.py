@@ -85,9 +85,10 @@ from great_expectations.expectations.expectation import BatchExpectation  # noqa
 from great_expectations.expectations.metrics.metric_provider import metric_value  # noqa: E402
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider  # noqa: E402
 
-from audit import materialize, progress  # noqa: E402
+from audit import progress  # noqa: E402
+from audit.evaluate import materialize
 from audit.errors import first_line  # noqa: E402
-from audit.gx_duckdb import share, unshare  # noqa: E402
+from audit.evaluate.gx_duckdb import share, unshare  # noqa: E402
 from audit.mask import scrub, scrub_strings  # noqa: E402
 
 VIOLATIONS_SCHEMA = "violations"
@@ -127,7 +128,7 @@ class ControlViolationsMaterialized(QueryMetricProvider):
             return tuple(execution_engine.execute_query(_text(query)).fetchone())
 
         try:
-            # The control's SQL and its population, in one evaluation (audit/materialize.py).
+            # The control's SQL and its population, in one evaluation (audit/evaluate/materialize.py).
             violations, population = materialize.run(execute, fetch, sql, target,
                                                      f'audit."__evaluated_{control_id}"')
         finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from audit import mask
-from audit.export import sql_str
+from audit.read.export import sql_str
 
 CSV_COLUMNS = ("control_id", "table_name", "record_id", "severity", "detail")
 ID_COLUMNS = ("record_id", "customer_id", "waiver_id")  # masked with mask.mask_id: never merged

@@ -19,10 +19,13 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, export, progress, run_folder, shared_tables
+from audit import __version__, progress
+from audit.read import export
+from audit.outputs import run_folder
+from audit.evaluate import shared_tables
 from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
 from audit.errors import InputProblem, OutputError, UsageError, first_line
-from audit.findings import sql_functions, write_outputs
+from audit.outputs.findings import sql_functions, write_outputs
 from audit.policy import SEVERITIES, Pack, load_pack
 
 
@@ -86,7 +89,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
-    (audit/run_folder.py); the run is written in a marked temporary folder beside it.
+    (audit/outputs/run_folder.py); the run is written in a marked temporary folder beside it.
     `waivers`: a waivers file applied to the violations before they are written.
     `after(result, folder)`: more work in the run folder before it is moved into
     place (the report); it returns one message per failure, which the run keeps
@@ -115,7 +118,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         work = run_folder.make_work(out)
         result = _evaluate(root, t, pack, catalogue, work, memory_limit)
         if waivers:
-            from audit.waivers import apply as apply_waivers
+            from audit.evaluate.waivers import apply as apply_waivers
 
             apply_waivers(result, Path(waivers))
         result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)))
@@ -225,7 +228,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
 
 def _share_columns(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue: dict[str, Control],
                    planned: list[tuple[str, str, dict]], t: dt.datetime) -> shared_tables.Copier:
-    """Start copying the columns several planned controls read into DuckDB tables (audit/shared_tables.py)."""
+    """Start copying the columns several planned controls read into DuckDB tables (audit/evaluate/shared_tables.py)."""
     readers = [(catalogue[cid].tables, sql, catalogue[cid].reads) for cid, sql, _ in planned]
     readers.append((("legal_holds",), scope_sql(t), None))  # audit.active_holds
     limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
@@ -241,10 +244,10 @@ _switch_interval: float | None = None
 def _import_gx_early() -> None:
     """Start importing GX (and the adapter) on a daemon thread; `_gx_controls()` joins it."""
     global _gx_import
-    if _gx_import is None and "audit.gx_controls" not in sys.modules:
+    if _gx_import is None and "audit.evaluate.gx_controls" not in sys.modules:
         def load() -> None:
             try:
-                import audit.gx_controls  # noqa: F401
+                import audit.evaluate.gx_controls  # noqa: F401
             except BaseException:  # re-raised by the import in _gx_controls()
                 pass
 
@@ -263,7 +266,7 @@ def _gx_controls():
         _gx_import.join()
     if _switch_interval is not None:
         sys.setswitchinterval(_switch_interval)
-    from audit import gx_controls  # GX import is slow: only when a run needs it
+    from audit.evaluate import gx_controls  # GX import is slow: only when a run needs it
 
     return gx_controls
 
@@ -272,7 +275,7 @@ def write_violation_tables(result: RunResult) -> None:
     """One DuckDB table of every violation, in a stable order, for the waivers and the writers.
 
     Ids and details stay raw here, so waivers match the ids as exported; the
-    writers mask them on the way out (audit/findings.py), whose DuckDB
+    writers mask them on the way out (audit/outputs/findings.py), whose DuckDB
     functions are registered here for the waivers too.
     """
     con = result.con

@@ -1,0 +1,1 @@
+"""The `audit` command line: thin commands over the library."""

@@ -1,0 +1,1 @@
+"""Reading the export: files -> raw and typed DuckDB views."""
