@@ -124,6 +124,25 @@ def test_a_run_folder_of_ours_is_replaced_and_marked(earlier_run, export, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]
 
 
+def test_a_run_folder_of_an_earlier_version_without_marker_is_replaced_only_if_it_holds_only_run_files(
+        earlier_run, export, tmp_path):
+    legacy = tmp_path / "legacy"
+    shutil.copytree(earlier_run, legacy)
+    (legacy / run_folder.MARKER).unlink()
+    proc = run_audit("check", "--exports", export, "--as-of", AS_OF, "--out", legacy, "--ledger", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert (legacy / run_folder.MARKER).is_file()
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(earlier_run, mixed)
+    (mixed / run_folder.MARKER).unlink()
+    (mixed / "notes.txt").write_text("the auditor's own notes")
+    before = snapshot(mixed)
+    proc = run_audit("check", "--exports", export, "--as-of", AS_OF, "--out", mixed, "--ledger", "-")
+    assert proc.returncode == 2 and "is not a run folder of this tool" in proc.stderr
+    assert snapshot(mixed) == before
+
+
 def test_the_default_ledger_never_lands_inside_the_export(export, tmp_path):
     copy = shutil.copytree(export, tmp_path / "export")
     before = snapshot(copy)

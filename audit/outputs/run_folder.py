@@ -88,6 +88,25 @@ def _own_process() -> dict:
     return {"pid": pid, "process_start": _process_start(pid)}
 
 
+# What a run folder written before the marker existed may hold: only files a run writes.
+_RUN_FILES = {"findings.json", "violations.csv", "violations.parquet", "report.html", "gx"}
+
+
+def _earlier_run_folder(out: Path) -> bool:
+    """A run folder of a version without the marker: only a run's own files, and a findings.json naming a run."""
+    try:
+        names = os.listdir(out)
+        if not names or any(n not in _RUN_FILES and not n.endswith(".ipynb") for n in names):
+            return False
+        path = out / "findings.json"
+        if not stat.S_ISREG(path.lstat().st_mode) or path.stat().st_size > (64 << 20):
+            return False
+        run = json.loads(path.read_text(encoding="utf-8")).get("run", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(run, dict) and bool(run.get("run_id")) and bool(run.get("input_fingerprint"))
+
+
 def _why_not_replaceable(out: Path) -> str | None:
     """None when `out` is absent, empty or a run folder of ours; else why it must not be replaced."""
     try:
@@ -108,7 +127,7 @@ def _why_not_replaceable(out: Path) -> str | None:
     if empty:
         return None
     marker = read_marker(out)
-    if marker is None or not marker.get("run_id"):
+    if (marker is None or not marker.get("run_id")) and not _earlier_run_folder(out):
         return ("is not a run folder of this tool and is not empty; nothing was written "
                 "(give a new or empty folder, or an earlier run folder)")
     return None
