@@ -8,7 +8,7 @@ import json
 import pytest
 
 from audit.ledger import chain as L
-from audit.ledger.chain import schedule
+from audit.ledger import schedule
 from audit.errors import UsageError
 from tests.test_ledger import invoke, write_export
 
