@@ -30,9 +30,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-## lab: JupyterLab on notebooks/ with the project's kernel
+## lab: JupyterLab on the report notebooks (audit/report/notebooks/) with the project's kernel
 lab: $(STAMP)
-	cd notebooks && ../$(BIN)/jupyter lab
+	cd audit/report/notebooks && $(CURDIR)/$(BIN)/jupyter lab
 
 ## bench: benchmarks against the DuckDB floor and GX on pandas (writes benchmarks/results/)
 bench: $(STAMP)

@@ -22,6 +22,29 @@ os.environ.setdefault("AUDIT_LEDGER", os.path.join(tempfile.mkdtemp(prefix="audi
 os.environ.setdefault("AUDIT_MASK_KEY", "audit-tests")
 
 
+# -- what the bundled package holds: the one place tests learn it, so no test restates the catalogue ---------------
+
+def catalogue_ids() -> list[str]:
+    """The default pack's control ids, in report order (the order `audit controls` and findings.json use)."""
+    from audit.policy import load_pack
+
+    return list(load_pack().controls)
+
+
+def contract_tables() -> set[str]:
+    """The tables of the default pack's data contract."""
+    from audit import schema
+
+    return set(schema.TABLES)
+
+
+def report_notebooks() -> list[str]:
+    """The names of the notebooks `audit run` executes, in report order (audit/report/notebooks/)."""
+    from audit.report.render import report_notebooks as found
+
+    return [p.stem for p in found()]
+
+
 def run_audit(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a scheduler would."""
     full_env = {**os.environ, **(env or {})}

@@ -1,21 +1,23 @@
-"""Every notebook of notebooks/ runs top to bottom with papermill, from notebooks/, on the bundled sample.
+"""Every notebook of audit/report/notebooks/ runs top to bottom with papermill, from its folder, on the bundled sample.
 
-The notebooks keep their default parameters (the relative paths to the sample,
-the cutoff, the bundled pack) except `run_dir`, which points at the session's
-run (tests/test_report.py's `rendered_run`) instead of ../reports/, so that no
-test writes into the tree. One run starts from an empty folder: the notebook
-checks the export into it itself.
+The notebooks keep their default parameters (the paths to the sample and to
+reports/ relative to the checkout, the cutoff, the bundled pack) except
+`run_dir`, which points at the session's run (tests/test_report.py's
+`rendered_run`) instead of reports/, so that no test writes into the tree. One
+run starts from an empty folder: the notebook checks the export into it itself.
 """
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
+from audit.report.render import NOT_IN_REPORT, NOTEBOOKS
+from tests.conftest import ROOT, SAMPLE, report_notebooks
 from tests.test_report import _scan, ensure_kernel, personal_data, rendered_run  # noqa: F401 - shared fixtures
 
-NOTEBOOKS = ROOT / "notebooks"
 ALL = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
 
 
@@ -33,12 +35,19 @@ def _execute(stem: str, run_dir, tmp_path):
     return nb
 
 
-def test_the_notebooks_are_there():
-    assert ALL == ["audit_report", "explorer", "processors_transfers", "retention", "rights_complaints_marketing"]
+def test_the_notebooks_are_there_and_their_defaults_point_at_the_checkout():
+    assert sorted([*report_notebooks(), *NOT_IN_REPORT]) == ALL and "explorer" in ALL
+    for stem in ALL:
+        params = next(c for c in nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4).cells
+                      if "parameters" in c.metadata.get("tags", []))
+        exports = re.search(r'^exports = "([^"]+)"', params.source, re.M).group(1)
+        run_dir = re.search(r'^run_dir = "([^"]+)"', params.source, re.M).group(1)
+        assert (NOTEBOOKS / exports).resolve() == SAMPLE, stem
+        assert (NOTEBOOKS / run_dir).resolve().parent == ROOT / "reports", stem  # `make demo`'s run, ignored by git
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stem", [s for s in ALL if s != "explorer"])
+@pytest.mark.parametrize("stem", report_notebooks())
 def test_report_notebook_runs_with_its_defaults(stem, rendered_run, tmp_path):  # noqa: F811
     nb = _execute(stem, rendered_run["out"], tmp_path)
     html = [o.data["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs

@@ -22,11 +22,11 @@ import nbformat
 import pytest
 from filelock import FileLock
 
-from tests.conftest import ROOT, SAMPLE, findings, run_audit
+from tests.conftest import SAMPLE, catalogue_ids, findings, report_notebooks, run_audit
 
 AS_OF = "2026-09-30"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-REPORT_NOTEBOOKS = ("audit_report", "retention", "processors_transfers", "rights_complaints_marketing")
+REPORT_NOTEBOOKS = tuple(report_notebooks())
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars"]
@@ -130,7 +130,7 @@ def test_audit_run_writes_findings_report_and_executed_notebooks(rendered_run):
     for name in ("findings.json", "violations.csv", "violations.parquet", "report.html"):
         assert (out / name).is_file(), name
     doc = findings(out)
-    assert len(doc["controls"]) == 32  # the 31 of the pack, and WVR-01 for the waivers file
+    assert [c["control_id"] for c in doc["controls"]] == [*catalogue_ids(), "WVR-01"]  # WVR-01: the waivers file
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="control-WVR-01"' in html and "violations waived (accepted risk)" in html
     for stem in REPORT_NOTEBOOKS:
@@ -144,7 +144,7 @@ def test_audit_run_writes_findings_report_and_executed_notebooks(rendered_run):
     assert not (out / "explorer.ipynb").exists()
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
     waived = sum(c.get("waived", 0) for c in doc["controls"])
-    assert waived and "32 controls" in rendered_run["stderr"] and f"({waived} waived)" in rendered_run["stderr"]
+    assert waived and f"{len(catalogue_ids()) + 1} controls" in rendered_run["stderr"] and f"({waived} waived)" in rendered_run["stderr"]
 
 
 @pytest.mark.slow
@@ -348,14 +348,19 @@ def test_failing_notebook_exits_2_naming_notebook_and_cell_and_keeps_it(tmp_path
 # -- the pieces, without a kernel -----------------------------------------------------------------
 
 def test_report_notebooks_in_report_order_without_the_explorer():
-    from audit.report.render import NOTEBOOKS, report_notebooks
+    import audit
+    from audit.report.render import NOT_IN_REPORT, NOTEBOOKS, REPORT_ORDER
 
-    assert NOTEBOOKS == ROOT / "notebooks"
-    assert [p.stem for p in report_notebooks()] == list(REPORT_NOTEBOOKS)
+    assert NOTEBOOKS == Path(audit.__file__).parent / "report" / "notebooks"  # package data: a wheel has them too
+    found = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
+    assert set(REPORT_ORDER) <= found and set(NOT_IN_REPORT) <= found
+    assert list(REPORT_NOTEBOOKS) == [*REPORT_ORDER, *sorted(found - set(REPORT_ORDER) - set(NOT_IN_REPORT))]
 
 
 def test_every_notebook_has_a_parameters_cell_and_calls_the_package_only():
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    from audit.report.render import NOTEBOOKS
+
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, path.name
@@ -387,7 +392,7 @@ def test_open_run_refuses_a_run_of_another_cutoff(rendered_run):
 
     run = open_run(rendered_run["out"], exports=SAMPLE, as_of=AS_OF)
     try:
-        assert run.summary()["controls"] == 32
+        assert run.summary()["controls"] == len(catalogue_ids()) + 1  # and WVR-01
         assert "RET-01" in run.retention_controls()
         assert all(run.evaluated(c) for c in ("PRC-05", "PRC-06", "DSR-01", "DSR-02", "MKT-01", "MKT-02", "CMP-01"))
     finally:

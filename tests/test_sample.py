@@ -15,14 +15,9 @@ import pytest
 
 from audit import schema
 from audit.sample import generate, truth_path
+from tests.conftest import catalogue_ids
 
-CONTROL_IDS = [
-    "RET-01", "RET-02", "RET-03", "RET-04", "RET-05", "RET-06", "RET-07", "RET-08", "RET-09",
-    "ANO-01", "ANO-02", "ANO-03", "COB-01",
-    "PRC-01", "PRC-02", "PRC-03", "PRC-04", "PRC-05", "PRC-06",
-    "DSR-01", "DSR-02", "DSR-03", "MKT-01", "MKT-02", "MKT-03", "CMP-01", "CMP-02",
-    "SEC-01", "SEC-02", "DQ-01", "DQ-02",
-]
+CONTROL_IDS = catalogue_ids()
 
 
 def _table_files(out: Path) -> dict[str, list[Path]]:

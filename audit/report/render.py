@@ -43,9 +43,8 @@ REPORT_ORDER = ("audit_report", "retention", "processors_transfers", "rights_com
 NOT_IN_REPORT = ("explorer",)  # interactive only
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE = "audit_report"
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-if not NOTEBOOKS.is_dir():  # installed as a wheel: the notebooks ship as package data
-    NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# Package data beside this module, so the checkout and an installed wheel find them at the same place.
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 REPORT_FILE = "report.html"
 # An executed notebook that cannot be saved for these reasons fails the run (nothing lands), not the notebook.
 _WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
