@@ -155,7 +155,7 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_
 @cli.command("run")
 @check_options
 @click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of report notebooks (default: the project's notebooks/).")
+              help="Folder of report notebooks (default: the bundled audit/report/notebooks/).")
 def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, notebooks):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
