@@ -74,6 +74,12 @@ def cli() -> None:
 
 
 def check_options(fn):
+    fn = click.option("--write", "write", multiple=True, metavar="FORMAT=FILE", callback=format_targets,
+                      help="Also write the findings in a registered format (audit/outputs/writers.py).")(fn)
+    fn = click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="Also write JUnit XML (one testcase per control) for CI.")(fn)
+    fn = click.option("--oscal", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="Also write OSCAL assessment-results JSON.")(fn)
     fn = click.option("--period", "period", type=click.Choice(["monthly", "quarterly"]), default=None,
                       help="Audit the last complete period (as of --as-of, else now) into --out/<period>.")(fn)
     fn = click.option("--waivers", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -93,8 +99,28 @@ def check_options(fn):
     return fn
 
 
+def format_targets(ctx, param, values: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """`--write FORMAT=FILE` pairs, else a usage error."""
+    pairs = []
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or not name or not target:
+            raise click.BadParameter(f"{value!r} is not FORMAT=FILE (e.g. junit=junit.xml)")
+        pairs.append((name, Path(target)))
+    return pairs
+
+
+def formats_to_write(exports: Path, oscal: Path | None, junit: Path | None, write: list) -> list[tuple[str, Path]]:
+    """The (format, file) pairs of --oscal, --junit and --write, checked before the run starts."""
+    from audit.outputs.writers import plan
+
+    return plan(exports, [(n, t) for n, t in (("oscal", oscal), ("junit", junit)) if t] + list(write))
+
+
 def finish(result, fail_on: str | None) -> None:
-    """Report problems (one line each), then exit with the contract's status."""
+    """Report warnings and problems (one line each), then exit with the contract's status."""
+    for line in result.run.get("warnings", []):
+        say(f"audit: warning: {line}")
     problems = [str(p) for p in result.problems]
     problems += [r.message for r in result.controls if r.status == "error" and r.message not in problems
                  and not any(str(p) in r.message for p in result.problems)]
@@ -136,7 +162,7 @@ def memory_limit_option(ctx, param, value: str | None) -> str | None:
 @click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE", callback=memory_limit_option,
               help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
                    "what does not fit spills to disk.")
-def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_limit):
+def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, oscal, junit, write, memory_limit):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -146,9 +172,13 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_
     from audit.cli.ledger import plan_run, record_run, recorded_in
     from audit.evaluate.engine import check as run_check
 
+    from audit.outputs.writers import write_landed
+
+    targets = formats_to_write(exports, oscal, junit, write)
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
-                       ledger=recorded_in(ledger), landed=lambda res: record_run(res, ledger, label))
+                       ledger=recorded_in(ledger),
+                       landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
 
@@ -156,7 +186,7 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, memory_
 @check_options
 @click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of report notebooks (default: the bundled audit/report/notebooks/).")
-def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, notebooks):
+def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, oscal, junit, write, notebooks):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -170,10 +200,14 @@ def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, no
     from audit.evaluate.engine import check as run_check
     from audit.report.render import render_run
 
+    from audit.outputs.writers import write_landed
+
+    targets = formats_to_write(exports, oscal, junit, write)
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers,
                        after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label),
-                       ledger=recorded_in(ledger), landed=lambda res: record_run(res, ledger, label))
+                       ledger=recorded_in(ledger),
+                       landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
 
@@ -257,6 +291,10 @@ def sample(out, rows, seed, as_of, formats):
 from audit.cli.ledger import register as _register_ledger_commands  # noqa: E402  (ledger, history, diff, backfill)
 
 _register_ledger_commands(cli)
+
+from audit.cli.evidence import register as _register_evidence_commands  # noqa: E402  (evidence)
+
+_register_evidence_commands(cli)
 
 
 def _terminated(signum, frame) -> None:

@@ -121,7 +121,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
             from audit.evaluate.waivers import apply as apply_waivers
 
             apply_waivers(result, Path(waivers))
-        result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)))
+        result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)),
+                          warnings=cutoff_warnings(as_of, t, result.run.get("manifest")))
         try:
             write_outputs(result, work)
             if after:
@@ -306,6 +307,23 @@ def _row_counts(con: duckdb.DuckDBPyConnection, ex: export.Export) -> dict[str, 
         except duckdb.Error:
             pass
     return counts
+
+
+def cutoff_warnings(as_of: str | None, t: dt.datetime, manifest: dict | None) -> list[str]:
+    """A cutoff after the export's `exported_at` (manifest.json) audits a future the export cannot show.
+
+    Records due between the export and the cutoff count as missing (deleted
+    too late, requests unanswered): the run goes on, but says so.
+    """
+    stamp = (manifest or {}).get("exported_at")
+    try:
+        exported = cutoff(stamp) if stamp else None
+    except ValueError:
+        return []
+    if exported is None or t <= exported:
+        return []
+    given = f"--as-of {as_of}" if as_of else f"the cutoff (now, {_iso(t.replace(microsecond=0))})"
+    return [f"{given} is after the export's exported_at {stamp}: rows the export cannot hold yet count as missing"]
 
 
 def _iso(stamp: dt.datetime) -> str:

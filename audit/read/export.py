@@ -279,7 +279,12 @@ def fingerprint(source: Path | Export) -> str:
     A file that cannot be read by now counts by its name and the word `unreadable`.
     """
     ex = source if isinstance(source, Export) else discover(source)
-    outer = hashlib.sha256()
+    return digests_fingerprint(file_digests(ex))
+
+
+def file_digests(ex: Export) -> list[tuple[str, str]]:
+    """(relative path, SHA-256) of every file a run reads, in path order; `unreadable` for one that cannot be read."""
+    out = []
     for rel, real in ex.files_read():
         inner = hashlib.sha256()
         try:
@@ -289,6 +294,14 @@ def fingerprint(source: Path | Export) -> str:
             digest = inner.hexdigest()
         except OSError:
             digest = "unreadable"
+        out.append((rel, digest))
+    return out
+
+
+def digests_fingerprint(digests: list[tuple[str, str]]) -> str:
+    """The input fingerprint of (relative path, SHA-256) pairs: what findings.json records as input_fingerprint."""
+    outer = hashlib.sha256()
+    for rel, digest in digests:
         outer.update(f"{rel}\0{digest}\n".encode())
     return outer.hexdigest()
 
