@@ -1,8 +1,8 @@
 """`audit evidence`: package a run folder, verify a package offline, make a signing key pair.
 
-`audit evidence RUN_DIR --out FILE.zip` packages (the `create` command, named
-implicitly); `audit evidence verify` and `audit evidence keygen` are the other
-two. `register(cli)` at the bottom of audit/cli/main.py adds the group.
+`audit evidence create RUN_DIR --out FILE.zip` packages (`create` may be left
+out: a first word that is no command is a run folder); `audit evidence verify`
+and `audit evidence keygen` are the other two. `register(cli)` at the bottom of audit/cli/main.py adds the group.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import click
 
 
 class EvidenceGroup(click.Group):
-    """`audit evidence RUN_DIR ...` means `audit evidence create RUN_DIR ...`: a first word that is no command."""
+    """`audit evidence RUN_DIR ...` means `audit evidence create RUN_DIR ...`."""
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
@@ -33,7 +33,7 @@ def evidence():
     """
 
 
-@evidence.command(hidden=True)
+@evidence.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Zip file to write.")
 @click.option("--ledger", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
