@@ -39,7 +39,7 @@ from pathlib import Path
 
 import phonenumbers
 
-from audit.schema import ADDRESS, BODY, EMAIL, IP, NAME, PHONE
+from audit.pack.contract import ADDRESS, BODY, EMAIL, IP, NAME, PHONE
 
 # ---------------------------------------------------------------------------- limits
 

@@ -1,6 +1,6 @@
 """Synthetic export generator: realistic, clean background data plus planted violations.
 
-`generate()` writes an export folder with all 19 tables of the contract (audit/schema.py)
+`generate()` writes an export folder with all 19 tables of the contract (audit/packs/default/contract.yaml)
 and, next to it, a truth file listing every violation the controls must report at the
 cutoff `as_of` (end of that day, UTC).
 
@@ -40,8 +40,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from audit import schema
+from audit.pack import contract as schema
+from audit.pack.loader import load_pack
 
+# The sample is an export of the default pack's contract.
+TABLES = load_pack(None).contract.tables
 DAY = 86400
 CONTROL_IDS = (
     [f"RET-0{i}" for i in range(1, 10)]
@@ -87,7 +90,7 @@ def _arrow_type(col: schema.Column):
 
 def _columns(table: str) -> tuple[schema.Column, ...]:
     """The columns written for a table: the contract's listed columns, in order."""
-    return schema.TABLES[table].columns
+    return TABLES[table].columns
 
 
 # --------------------------------------------------------------------------- word lists
@@ -598,7 +601,7 @@ class _Planter:
         if unknown:
             raise ValueError(f"{table}: unknown columns {unknown}")
         self.rows[table].append({**row, "_fmt": fmt})
-        key = schema.TABLES[table].key
+        key = TABLES[table].key
         if when is None or when <= self.T:
             for control in ([viol] if isinstance(viol, str) else viol):
                 self.truth.add((control, table, row[key]))
@@ -1180,7 +1183,7 @@ def _render_bool_csv(col: str, key: str, seed: int) -> str:
 
 def _select(table: str, fmt: str, seed: int, extra: str = "") -> str:
     """Projection of the typed relation for one output format."""
-    key = schema.TABLES[table].key
+    key = TABLES[table].key
     out = []
     for c in _columns(table):
         if fmt in ("csv", "jsonl") and c.type == schema.TS:
@@ -1248,7 +1251,7 @@ def _write_table(con, out: Path, table: str, layout: str, n_bg: int, n: dict, A:
     if layout == "hive":
         # COPY ... PARTITION_BY does not keep row order across threads; one ordered COPY
         # per partition keeps the files byte-for-byte reproducible (the export fingerprint).
-        created = schema.TABLES[table].created
+        created = TABLES[table].created
         con.execute(f"CREATE OR REPLACE TEMP TABLE _hive AS SELECT "
                     f"{_select(table, 'parquet', seed, f', year({created}) AS _year')} FROM ({rel})")
         years = [r[0] for r in con.execute("SELECT DISTINCT _year FROM _hive ORDER BY 1").fetchall()]
@@ -1327,12 +1330,12 @@ def generate(out: Path, rows: int = 3000, seed: int = 7, as_of: str = "2026-09-3
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET temp_directory = {_q(Path(tmp))}")
         _macros(con, seed, A, n)
-        for table in schema.TABLES:
+        for table in TABLES:
             con.register(f"p_{table}_arrow", _planted_arrow(table, planter.rows.get(table, [])))
             con.execute(f"CREATE TABLE p_{table} AS SELECT * FROM p_{table}_arrow")
             con.unregister(f"p_{table}_arrow")
         counts = {}
-        for table in schema.TABLES:
+        for table in TABLES:
             _write_table(con, out, table, _layout(table, formats), n[table], n, A, seed)
             counts[table] = n[table] + len(planter.rows.get(table, []))
         con.close()

@@ -26,16 +26,16 @@ os.environ.setdefault("AUDIT_MASK_KEY", "audit-tests")
 
 def catalogue_ids() -> list[str]:
     """The default pack's control ids, in report order (the order `audit controls` and findings.json use)."""
-    from audit.policy import load_pack
+    from audit.pack.loader import load_pack
 
     return list(load_pack().controls)
 
 
 def contract_tables() -> set[str]:
     """The tables of the default pack's data contract."""
-    from audit import schema
+    from audit.pack.loader import load_pack
 
-    return set(schema.TABLES)
+    return set(load_pack().contract.tables)
 
 
 def report_notebooks() -> list[str]:
@@ -81,11 +81,12 @@ def as_parquet(export: Path, dest: Path) -> Path:
     """The same export with every table as one Parquet file of the raw values (text stays text)."""
     import duckdb
 
+    from audit.pack.loader import load_pack
     from audit.read import export as reader
 
     dest.mkdir(parents=True)
     con = duckdb.connect()
-    ex = reader.load(export, con)
+    ex = reader.load(export, con, load_pack().contract)
     for name in ex.sources:
         con.execute(f"COPY (SELECT * FROM raw.\"{name}\") TO '{dest / (name + '.parquet')}' (FORMAT parquet)")
     con.close()

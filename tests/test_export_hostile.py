@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from audit.read import export
-from audit.controls import load_catalogue
+from audit.pack.loader import load_pack
 from tests import boundary_export
 from tests.conftest import ROOT, findings
 
@@ -31,7 +31,7 @@ ODD = "e[1]*?\\ 'q\" ü=x"
 
 def load(root: Path):
     con = export.connect()
-    return con, export.load(root, con)
+    return con, export.load(root, con, load_pack().contract)
 
 
 def messages(ex) -> list[str]:
@@ -179,7 +179,7 @@ def _check_unprivileged(export_dir: Path, out: Path) -> subprocess.CompletedProc
 
 
 def _controls_of(table: str) -> set[str]:
-    return {cid for cid, c in load_catalogue().items() if table in c.tables}
+    return {cid for cid, c in load_pack().catalogue.items() if table in c.tables}
 
 
 @pytest.mark.parametrize("unreadable", ["technical_logs/year=2026", "complaints.csv"])

@@ -10,12 +10,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from audit.pack.loader import load_pack
 from audit.read import export
 
 
 def load(root: Path):
     con = export.connect()
-    ex = export.load(root, con)
+    ex = export.load(root, con, load_pack().contract)
     return con, ex
 
 
@@ -210,4 +211,4 @@ def test_missing_export_folder(tmp_path):
     from audit.errors import UsageError
 
     with pytest.raises(UsageError, match="export folder not found"):
-        export.discover(tmp_path / "nope")
+        export.discover(tmp_path / "nope", load_pack().contract)

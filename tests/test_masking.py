@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from audit import mask
 from audit.outputs.findings import FORMULA_STARTS, csv_cell, csv_cell_sql
 from audit.report.data import mask_frame
-from audit.schema import EMAIL, NAME, PHONE
+from audit.pack.contract import EMAIL, NAME, PHONE
 from tests.conftest import ROOT, findings, run_audit
 
 PHONES = {"+44 20 7946 0958": "***58", "+4915112345678": "***78", "(415) 555-0100": "***00",

@@ -8,17 +8,17 @@ import pytest
 
 from audit.read import export
 from audit.evaluate import materialize
-from audit.controls import cutoff, load_catalogue, population_sql, render, scope_sql
-from audit.policy import load_pack
+from audit.pack.loader import load_pack
+from audit.pack.render import cutoff, population_sql, render, scope_sql
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data_samples" / "export-2026-10-05"
-CATALOGUE = load_catalogue()
+CATALOGUE = load_pack().catalogue
 
 
 @pytest.fixture(scope="module")
 def con():
     con = export.connect()
-    export.load(SAMPLE, con)
+    export.load(SAMPLE, con, load_pack().contract)
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
     con.execute(scope_sql(cutoff("2026-09-30")))
     con.execute("CREATE SCHEMA violations")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from audit.controls import check_pack, cutoff, load_catalogue, population_sql, render
+from audit.pack.render import cutoff, population_sql, render
 from audit.errors import PolicyError
-from audit.policy import DEFAULT_PACK, load_pack
+from audit.pack.loader import DEFAULT_PACK, load_pack
 from tests.conftest import catalogue_ids, findings, run_audit, violations
 
 
@@ -28,15 +28,16 @@ def edit(pack: Path, old: str, new: str) -> None:
 
 
 def test_default_pack_covers_the_whole_catalogue():
-    pack, catalogue = load_pack(), load_catalogue()
-    check_pack(pack, catalogue)
+    pack = load_pack()
+    catalogue = pack.catalogue
     assert set(pack.controls) == set(catalogue) and catalogue
     covered = {c for clause in pack.clauses for c in clause.controls}
     assert covered == set(catalogue)
 
 
 def test_every_quote_is_verbatim_from_the_notice():
-    pack, catalogue = load_pack(), load_catalogue()
+    pack = load_pack()
+    catalogue = pack.catalogue
     notice = " ".join(pack.notice.split())
     for clause in pack.clauses:
         assert clause.quote in notice, clause.id
@@ -50,7 +51,8 @@ def test_manual_clauses_stay_visible():
 
 
 def test_every_control_sql_parses_and_transpiles_to_spark():
-    pack, catalogue = load_pack(), load_catalogue()
+    pack = load_pack()
+    catalogue = pack.catalogue
     t = cutoff("2026-09-30")
     for control in catalogue.values():
         sql = render(control, pack, t)
@@ -77,28 +79,32 @@ def test_every_control_sql_parses_and_transpiles_to_spark():
 def test_bad_pack_names_the_key(pack_copy, old, new, key):
     edit(pack_copy, old, new)
     with pytest.raises(PolicyError) as err:
-        check_pack(load_pack(pack_copy), load_catalogue())
-    assert err.value.key == key
-    assert str(err.value).startswith(f"{pack_copy / 'pack.yaml'}: key {key}: ")
+        load_pack(pack_copy)
+    assert err.value.key == key and err.value.line
+    assert str(err.value).startswith(f"{pack_copy / 'pack.yaml'}, line {err.value.line}: key {key}: ")
 
 
 def test_bad_pack_from_the_cli_is_one_line_exit_2(pack_copy, tmp_path):
     edit(pack_copy, "RET-03: {severity: high, period_days: 90}", "RET-03: {severity: high, period_days: -1}")
     proc = run_audit("check", "--exports", tmp_path, "--policy", pack_copy, "--out", tmp_path / "r")
     assert proc.returncode == 2
-    assert proc.stderr == (f"audit: error: {pack_copy / 'pack.yaml'}: key controls.RET-03.period_days: "
+    line = next(i for i, text in enumerate((pack_copy / "pack.yaml").read_text().splitlines(), 1) if "RET-03" in text)
+    assert proc.stderr == (f"audit: error: {pack_copy / 'pack.yaml'}, line {line}: key controls.RET-03.period_days: "
                            f"expected a whole number >= 0, got -1\n")
 
 
 def test_clause_with_unknown_control(pack_copy):
     text = (pack_copy / "clauses.yaml").read_text().replace("controls: [PRC-01, PRC-04]", "controls: [PRC-01, XX-1]")
     (pack_copy / "clauses.yaml").write_text(text)
-    with pytest.raises(PolicyError, match=r"clauses.yaml: key clauses\[1\].controls: unknown control XX-1"):
+    with pytest.raises(PolicyError, match=r"clauses.yaml, line 15: key clauses\[1\].controls: unknown control XX-1"):
         load_pack(pack_copy)
 
 
 def test_custom_pack_changes_answers_without_code(pack_copy, boundary_run, tmp_path):
-    # 2 days instead of 90 for logs, medium instead of high; drop every other control.
+    # 2 days instead of 90 for logs, medium instead of high; drop every other control (and its file).
+    for path in (pack_copy / "controls").glob("*.sql"):
+        if path.stem != "RET-03":
+            path.unlink()
     text = (pack_copy / "pack.yaml").read_text()
     head, _, _ = text.partition("controls:")
     (pack_copy / "pack.yaml").write_text(head + "controls:\n  RET-03: {severity: low, period_days: 2}\n")

@@ -89,11 +89,12 @@ def rendered_run(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def personal_data() -> dict[str, set[str]]:
     """Raw personal data of the sample, read from its own tables with DuckDB."""
+    from audit.pack.loader import load_pack
     from audit.read import export
 
     con = export.connect()
     try:
-        export.load(SAMPLE, con)
+        export.load(SAMPLE, con, load_pack().contract)
         queries = {
             "email": ["SELECT email FROM accounts", "SELECT email FROM visitors", "SELECT email FROM marketing_emails",
                       "SELECT email FROM marketing_consents", "SELECT subject_email FROM privacy_requests"],
@@ -183,7 +184,7 @@ def test_no_raw_personal_data_in_report_or_executed_notebooks(rendered_run, pers
     from plotly.offline import get_plotlyjs
 
     from audit.mask import EMAIL_RE, IPV4_RE
-    from audit.policy import load_pack
+    from audit.pack.loader import load_pack
 
     assert all(personal_data[k] for k in ("email", "phone", "ip", "body"))
     out = rendered_run["out"]

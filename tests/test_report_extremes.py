@@ -22,7 +22,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from audit.policy import DEFAULT_PACK
+from audit.pack.loader import DEFAULT_PACK
 from audit.report import charts, html
 from audit.report.render import REPORT_FILE
 from tests import boundary_export

@@ -22,7 +22,7 @@ import pytest
 
 from audit.ledger import chain as L
 from audit.outputs import run_folder
-from audit.controls import cutoff
+from audit.pack.render import cutoff
 from tests import boundary_export
 from tests.conftest import AUDIT, ROOT, findings, run_audit
 from tests.test_report import ensure_kernel

@@ -13,9 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from audit import schema
+from audit.pack.loader import load_pack
 from audit.sample import generate, truth_path
 from tests.conftest import catalogue_ids
+
+TABLES = load_pack().contract.tables
 
 CONTROL_IDS = catalogue_ids()
 
@@ -62,7 +64,7 @@ def mixed(tmp_path_factory) -> tuple[Path, dict]:
 def test_mixed_layout_has_every_table_in_varied_formats(mixed):
     out, summary = mixed
     files = _table_files(out)
-    assert set(files) == set(schema.TABLES)
+    assert set(files) == set(TABLES)
     assert (out / "accounts.csv").is_file()
     assert (out / "privacy_requests.csv").is_file()
     assert (out / "visitors.jsonl").is_file()
@@ -76,7 +78,7 @@ def test_mixed_layout_has_every_table_in_varied_formats(mixed):
         assert paths, table
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["exported_at"].startswith("2026-10-05") and manifest["source"]
-    assert set(summary["rows"]) == set(schema.TABLES)
+    assert set(summary["rows"]) == set(TABLES)
 
 
 def test_row_counts_and_columns_match_the_contract(mixed):
@@ -85,7 +87,7 @@ def test_row_counts_and_columns_match_the_contract(mixed):
     for table, paths in _table_files(out).items():
         assert _count(con, paths) == summary["rows"][table], table
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(paths[0])}").fetchall()]
-        assert cols == [c.name for c in schema.TABLES[table].columns], table
+        assert cols == [c.name for c in TABLES[table].columns], table
 
 
 def test_text_formats_use_offsets_dates_and_boolean_spellings(mixed):
@@ -112,14 +114,14 @@ def test_truth_sits_next_to_the_export_and_covers_every_control(mixed):
     assert {r["control_id"] for r in truth} == set(CONTROL_IDS)
     keys = [(r["control_id"], r["table_name"], r["record_id"]) for r in truth]
     assert len(keys) == len(set(keys))
-    assert all(r["table_name"] in schema.TABLES for r in truth)
+    assert all(r["table_name"] in TABLES for r in truth)
     assert {c: n for c, n in summary["violations"].items() if n} == {
         c: sum(1 for r in truth if r["control_id"] == c) for c in CONTROL_IDS}
     # Every truth record exists in the table it names; planted IDs are recognisable.
     con = duckdb.connect()
     files = _table_files(out)
     for table in {r["table_name"] for r in truth}:
-        key = schema.TABLES[table].key
+        key = TABLES[table].key
         ids = set()
         for f in files[table]:
             ids |= {r[0] for r in con.execute(f"SELECT {key} FROM {_reader(f)}").fetchall()}
@@ -151,7 +153,7 @@ def test_single_format_exports(tmp_path, formats, suffixes):
     out = tmp_path / "export"
     generate(out, rows=1500, formats=formats)
     files = _table_files(out)
-    assert set(files) == set(schema.TABLES)
+    assert set(files) == set(TABLES)
     assert {p.suffix for paths in files.values() for p in paths} == suffixes
     if formats == "csv":
         assert not [p for p in out.iterdir() if p.is_dir()]

@@ -6,25 +6,25 @@ import pytest
 
 from audit.read import export
 from audit.evaluate import shared_tables
-from audit.controls import cutoff, load_catalogue, render, scope_sql
-from audit.policy import load_pack
+from audit.pack.loader import load_pack
+from audit.pack.render import cutoff, render, scope_sql
 from tests.boundary_export import AS_OF, EXPECTED
 from tests.conftest import findings, violations
 
-CATALOGUE = load_catalogue()
+CATALOGUE = load_pack().catalogue
 
 
 def _wanted(t):
     pack = load_pack(None)
     readers = [(CATALOGUE[c].tables, render(CATALOGUE[c], pack, t), CATALOGUE[c].reads) for c in pack.controls]
     readers.append((("legal_holds",), scope_sql(t), None))
-    return shared_tables.columns_read(readers)
+    return shared_tables.columns_read(readers, load_pack().contract)
 
 
 @pytest.fixture()
 def attached(boundary_parquet_run):
     con = export.connect()
-    ex = export.load(boundary_parquet_run["export"], con)
+    ex = export.load(boundary_parquet_run["export"], con, load_pack().contract)
     yield con, ex
     con.close()
 
@@ -57,7 +57,8 @@ def test_plan_copies_tables_read_by_several_controls_with_the_declared_columns(a
 def test_plan_keeps_within_the_budget_largest_tables_first(attached):
     con, ex = attached
     wanted = _wanted(cutoff(AS_OF))
-    sizes = {t: shared_tables.estimate_bytes(con.execute(f'SELECT count(*) FROM main."{t}"').fetchone()[0], t, set(n))
+    sizes = {t: shared_tables.estimate_bytes(con.execute(f'SELECT count(*) FROM main."{t}"').fetchone()[0],
+                                          ex.contract.tables[t], set(n))
              for t, n in shared_tables.plan(con, ex, wanted, None)}
     assert shared_tables.plan(con, ex, wanted, 0) == []
     biggest = max(sizes, key=sizes.get)
@@ -90,7 +91,7 @@ def test_word_match_when_a_query_declares_nothing():
     got = shared_tables.columns_read([
         (("legal_holds",), "SELECT record_id FROM legal_holds WHERE released_at IS NULL", None),
         (("legal_holds", "nonexistent"), "SELECT 1", {"legal_holds": ["placed_at"], "nonexistent": ["x"]}),
-    ])
+    ], load_pack().contract)
     assert got == {"legal_holds": ({"record_id", "released_at", "placed_at"}, 2)}
 
 
@@ -109,7 +110,7 @@ def test_engine_budget_follows_duckdb_memory_limit(boundary_parquet_run, monkeyp
         con, ex, wanted, budget))
     con = export.connect(memory_limit="600MB")
     try:
-        ex = export.load(boundary_parquet_run["export"], con)
+        ex = export.load(boundary_parquet_run["export"], con, load_pack().contract)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
         t = cutoff(AS_OF)
         con.execute(scope_sql(t))

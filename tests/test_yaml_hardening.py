@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from audit.errors import PolicyError, WaiverError
-from audit.policy import DEFAULT_PACK, load_pack
+from audit.pack.loader import DEFAULT_PACK, load_pack
 from audit.evaluate.waivers import load as load_waivers
 from tests.conftest import AUDIT
 

@@ -17,7 +17,7 @@ import click
 from audit.errors import LedgerError
 from audit.ledger.chain import DEFAULT_LEDGER
 from audit.mask import for_terminal
-from audit.policy import SEVERITIES
+from audit.pack.controls import SEVERITIES
 
 # audit/cli/main.py's exit codes (not imported: `python -m audit.cli` runs audit/cli/main.py as a script).
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -38,7 +38,7 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
     """(run folder, as_of, period label) for a check; validates the waivers file first (fails fast)."""
     label = None
     if period:
-        from audit.controls import cutoff
+        from audit.pack.render import cutoff
         from audit.errors import UsageError
         from audit.ledger.schedule import last_complete
 
@@ -49,12 +49,10 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
         p = last_complete(period, ref)
         out, as_of, label = Path(out) / p.label, p.as_of, p.label
     if waivers:
-        from audit.controls import load_catalogue
-        from audit.policy import load_pack
+        from audit.pack.loader import load_pack
         from audit.evaluate.waivers import load
 
-        pack = load_pack(policy)
-        load(waivers, set(pack.controls) & set(load_catalogue()))
+        load(waivers, set(load_pack(policy).controls))
     return out, as_of, label
 
 

@@ -18,7 +18,7 @@ import click
 from audit import __version__
 from audit.errors import AuditError
 from audit.mask import for_terminal
-from audit.policy import SEVERITIES
+from audit.pack.controls import SEVERITIES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -129,7 +129,9 @@ def finish(result, fail_on: str | None) -> None:
     failed = sum(1 for r in result.controls if r.status == "fail")
     errors = sum(1 for r in result.controls if r.status == "error")
     skipped = sum(1 for r in result.controls if r.status == "not_evaluated")
-    say(f"{len(result.controls)} controls: {failed} failed, {errors} in error, {skipped} not evaluated; "
+    off = sum(1 for r in result.controls if r.status == "not_applicable")
+    say(f"{len(result.controls)} controls: {failed} failed, {errors} in error, {skipped} not evaluated"
+        + (f", {off} not applicable" if off else "") + "; "
         f"{sum(r.violations for r in result.controls)} violations"
         + (f" ({waived} waived)" if (waived := sum(getattr(r, "waived", 0) for r in result.controls)) else "")
         + f"; written to {result.out}")
@@ -222,18 +224,17 @@ def controls(policy, show):
 
         audit controls --show RET-01
     """
-    from audit.controls import check_pack, load_catalogue
-    from audit.policy import load_pack
+    from audit.pack.loader import load_pack
 
-    pack, catalogue = load_pack(policy), load_catalogue()
-    check_pack(pack, catalogue)
+    pack = load_pack(policy)
+    catalogue = pack.catalogue
     if show:
         if show not in pack.controls:
             raise click.BadParameter(f"no control {show} in the policy pack", param_hint="--show")
         c = catalogue[show]
         reads = "; ".join(f"{t} ({', '.join(cols) or 'rows only'})" for t, cols in (c.reads or {}).items())
         click.echo(f"{c.id} [{pack.severity(c.id)}] {c.title}\nclause: {c.clause}\n"
-                   f"remediation: {c.remediation}\nsuite: {c.suite}\nreads: {reads or 'not declared'}\n\n{c.sql}")
+                   f"remediation: {c.remediation}\nfamily: {c.family}\nreads: {reads or 'not declared'}\n\n{c.sql}")
         return
     for cid in pack.controls:
         c = catalogue[cid]
@@ -250,11 +251,9 @@ def clauses(policy):
 
         audit clauses --policy my-pack/
     """
-    from audit.controls import check_pack, load_catalogue
-    from audit.policy import load_pack
+    from audit.pack.loader import load_pack
 
     pack = load_pack(policy)
-    check_pack(pack, load_catalogue())
     for cl in pack.clauses:
         coverage = ", ".join(cl.controls) if cl.controls else "manual"
         if cl.controls and cl.manual:

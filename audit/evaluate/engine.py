@@ -23,17 +23,18 @@ from audit import __version__, progress
 from audit.read import export
 from audit.outputs import run_folder
 from audit.evaluate import shared_tables
-from audit.controls import Control, check_pack, cutoff, load_catalogue, render, scope_sql
 from audit.errors import InputProblem, OutputError, UsageError, first_line
 from audit.outputs.findings import sql_functions, write_outputs
-from audit.policy import SEVERITIES, Pack, load_pack
+from audit.pack.controls import SEVERITIES, Control
+from audit.pack.loader import Pack, load_pack
+from audit.pack.render import cutoff, render, scope_sql
 
 
 @dataclass
 class ControlResult:
     control: Control
     severity: str
-    status: str  # pass | fail | not_evaluated | error
+    status: str  # pass | fail | not_evaluated | not_applicable | error
     violations: int = 0
     population: int = 0
     message: str = ""
@@ -108,9 +109,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         t = cutoff(as_of)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    pack = load_pack(policy)
-    catalogue = load_catalogue()
-    check_pack(pack, catalogue)
+    pack = load_pack(policy)  # read, checked and compiled once per run
+    catalogue = pack.catalogue
     out = Path(out)
     run_folder.check_out(out, root, Path(ledger) if ledger else None)
     work = None
@@ -163,7 +163,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
     copier = None
     try:
         shown.stage("loading export")
-        found = export.discover(root)
+        found = export.discover(root, pack.contract)
         hashing = export.fingerprint_async(found)  # exactly the files this run reads
         # GX's import (~1.4 s of Python on one core) overlaps DuckDB's long work on the
         # other: parsing CSV/JSONL here, else the shared column copies started below.
@@ -177,7 +177,8 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
         planned = []
         for cid in pack.controls:
             control = catalogue[cid]
-            status, message = plan_status(control, ex)
+            off = pack.off(cid)
+            status, message = ("not_applicable", off) if off else plan_status(control, ex)
             res = ControlResult(control, pack.severity(cid), status or "pending", message=message)
             results.append(res)
             if status is None:
@@ -235,7 +236,8 @@ def _share_columns(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue:
     limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     size = shared_tables.memory_bytes(limit)
     budget = int(size * shared_tables.MEMORY_SHARE) if size else None
-    return shared_tables.Copier(con, shared_tables.plan(con, ex, shared_tables.columns_read(readers), budget))
+    wanted = shared_tables.columns_read(readers, ex.contract)
+    return shared_tables.Copier(con, shared_tables.plan(con, ex, wanted, budget))
 
 
 _gx_import: threading.Thread | None = None

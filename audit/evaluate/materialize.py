@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from audit.controls import population_sql
+from audit.pack.render import population_sql
 
 _COUNT = "SELECT count(*) AS population FROM population"
 

@@ -17,7 +17,7 @@ Limits, so that large exports keep within memory:
 - only tables read by two controls or more (one reader gains nothing);
 - only the columns those controls read: each control declares them
   (`meta.reads`, from sqlglot's reading of its SQL, kept true by a test; see
-  audit/control_reads.py). A query that named a column left out would fail
+  audit/pack/reads.py). A query that named a column left out would fail
   loudly (a binder error), never read wrong values;
 - at most a share of DuckDB's memory limit, estimated from row counts; the
   largest tables first, those that do not fit stay views.
@@ -32,7 +32,7 @@ from typing import Iterable
 
 import duckdb
 
-from audit import schema
+from audit.pack.contract import DUCKDB_TYPE, Contract, Table
 from audit.read.export import Export, ident, row_count
 
 # Share of DuckDB's memory limit the copies may take: the rest is left to the
@@ -49,13 +49,13 @@ _UNIT = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
-def columns_read(readers: Iterable[tuple[Iterable[str], str, dict[str, list[str]] | None]]
-                 ) -> dict[str, tuple[set[str], int]]:
+def columns_read(readers: Iterable[tuple[Iterable[str], str, dict[str, list[str]] | None]],
+                 contract: Contract) -> dict[str, tuple[set[str], int]]:
     """Per contract table: (columns its readers read, number of readers).
 
     `readers`: (tables a query reads, its SQL, the columns it reads by table or
     None), for every control to run and the shared scope views. Without a
-    declared `reads` (audit/control_reads.py), every column of a table the
+    declared `reads` (audit/pack/reads.py), every column of a table the
     query reads whose name occurs as a word in its SQL counts: too many
     perhaps, never too few.
     """
@@ -63,10 +63,10 @@ def columns_read(readers: Iterable[tuple[Iterable[str], str, dict[str, list[str]
     for tables, sql, reads in readers:
         if reads is None:
             words = {w.lower() for w in _WORD.findall(sql)}
-            reads = {t: [c.name for c in schema.TABLES[t].all_columns if c.name in words]
-                     for t in tables if t in schema.TABLES}
+            reads = {t: [c.name for c in contract.tables[t].all_columns if c.name in words]
+                     for t in tables if t in contract.tables}
         for table, cols in reads.items():
-            if table not in schema.TABLES:
+            if table not in contract.tables:
                 continue
             have, count = out.get(table, (set(), 0))
             out[table] = (have | set(cols), count + 1)
@@ -81,10 +81,9 @@ def memory_bytes(limit: str | None) -> int | None:
     return int(float(m.group(1)) * _UNIT[(m.group(2) or "B").upper()])
 
 
-def estimate_bytes(rows: int, table: str, columns: set[str]) -> int:
-    contract = schema.TABLES[table]
-    per_row = sum(BYTES_PER_VALUE.get(schema.DUCKDB_TYPE[c.type], BYTES_FIXED)
-                  for c in contract.all_columns if c.name in columns)
+def estimate_bytes(rows: int, table: Table, columns: set[str]) -> int:
+    per_row = sum(BYTES_PER_VALUE.get(DUCKDB_TYPE[c.type], BYTES_FIXED)
+                  for c in table.all_columns if c.name in columns)
     return rows * per_row
 
 
@@ -103,8 +102,8 @@ def plan(con: duckdb.DuckDBPyConnection, ex: Export, wanted: dict[str, tuple[set
         if table in ex.bad_tables:
             continue
         rows = row_count(con, ex, table)  # Parquet: from the footers
-        names = [c.name for c in schema.TABLES[table].all_columns if c.name in columns]
-        candidates.append((estimate_bytes(rows, table, columns), table, names))
+        names = [c.name for c in ex.contract.tables[table].all_columns if c.name in columns]
+        candidates.append((estimate_bytes(rows, ex.contract.tables[table], columns), table, names))
     chosen, left = [], budget
     for size, table, names in sorted(candidates, key=lambda c: (-c[0], c[1])):
         if left is not None and size > left:

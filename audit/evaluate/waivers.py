@@ -38,11 +38,11 @@ from pathlib import Path
 
 import yaml
 
-from audit.controls import Control
+from audit.pack.controls import SEVERITIES, Control
 from audit.evaluate.engine import ControlResult
 from audit.errors import WaiverError, first_line
 from audit.mask import mask_id, scrub
-from audit.policy import SEVERITIES, RefusedYAML, StrictLoader
+from audit.pack.yamlfile import RefusedYAML, StrictLoader
 
 WVR_ID = "WVR-01"
 KEYS = ("id", "control", "records", "pattern", "table", "justification", "approver", "expires")
@@ -54,7 +54,7 @@ WVR_CONTROL = Control(
     id=WVR_ID, title="Waivers are in date", section="Waivers",
     quote="A waived violation is an accepted risk only until the waiver's expiry date.",
     remediation="Renew the waiver with a new approval and expiry date, or remediate the violations it covered.",
-    requires=(), uses=(), sql="", suite="waivers",
+    requires=(), uses=(), sql="", family="waivers",
 )
 
 

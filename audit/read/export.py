@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from audit import schema
+from audit.pack import contract as schema
 from audit.errors import InputProblem, UsageError
 from audit.errors import first_line as _first_line
 from audit.mask import bad_value, scrub
@@ -73,6 +73,7 @@ class Export:
     """An export attached to a DuckDB connection, with what went wrong reading it."""
 
     root: Path
+    contract: schema.Contract  # the pack's tables: typed views, empty views for absent ones
     sources: dict[str, Source] = field(default_factory=dict)
     problems: list[InputProblem] = field(default_factory=list)
     manifest: dict | None = None
@@ -147,7 +148,7 @@ def _unreadable(real: str) -> str | None:
     return None
 
 
-def discover(root: Path) -> Export:
+def discover(root: Path, contract: schema.Contract) -> Export:
     """Walk the export (os.scandir, links bounded to it) and find the files of each table.
 
     A table is a `.parquet`, `.csv` or `.jsonl` file, or a folder holding
@@ -165,7 +166,7 @@ def discover(root: Path) -> Export:
         entries = _entries(real_root)
     except OSError as exc:
         raise UsageError(f"{root}: export folder cannot be read ({exc.strerror or type(exc).__name__})") from None
-    export = Export(root=root)
+    export = Export(root=root, contract=contract)
     found: dict[str, list[Source]] = {}
 
     def refuse(table: str | None, src: Source | None, label: str, why: str) -> None:
@@ -186,7 +187,7 @@ def discover(root: Path) -> Export:
             # Refused by name when it would be a table: a table's file, a folder,
             # or (dangling, or not even stat-able) the name of a table of the contract.
             why = exc.args[0] if isinstance(exc, _Refused) else f"cannot be read ({exc.strerror or type(exc).__name__})"
-            if fmt or os.path.isdir(path) or table in schema.TABLES:
+            if fmt or os.path.isdir(path) or table in contract.tables:
                 refuse(table, Source(table, root / name, fmt or "parquet_dir"), name, why)
             continue
         if kind == "dir":
@@ -278,7 +279,8 @@ def fingerprint(source: Path | Export) -> str:
 
     A file that cannot be read by now counts by its name and the word `unreadable`.
     """
-    ex = source if isinstance(source, Export) else discover(source)
+    # The files read do not depend on the contract (it only decides which refusals name a table).
+    ex = source if isinstance(source, Export) else discover(source, schema.Contract({}))
     return digests_fingerprint(file_digests(ex))
 
 
@@ -575,7 +577,7 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
     farm = _LinkFarm(con)
     for name, src in export.sources.items():
         label = src.label(export.root)
-        contract = schema.TABLES.get(name)
+        contract = export.contract.tables.get(name)
         view = name if _NAME_OK.match(name) else None
         if name in broken:  # two files for one table, or a file that cannot be read: read none
             if contract:
@@ -595,7 +597,7 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
                 con.execute(f"CREATE OR REPLACE VIEW main.{view} AS SELECT * FROM raw.{ident(name)}")
             continue
         _typed_view(con, export, name, contract, described, label, src, materialize_text, farm)
-    for name, contract in schema.TABLES.items():
+    for name, contract in export.contract.tables.items():
         if name not in export.sources:
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
     return export
@@ -748,8 +750,10 @@ def row_count(con: duckdb.DuckDBPyConnection, export: Export, table: str) -> int
     return export.row_counts[table]
 
 
-def load(root: Path | Export, con: duckdb.DuckDBPyConnection) -> Export:
-    """Discover and attach an export (or attach one already discovered): the entry point of this module."""
-    export = attach(con, root if isinstance(root, Export) else discover(root))
+def load(root: Path | Export, con: duckdb.DuckDBPyConnection, contract: schema.Contract | None = None) -> Export:
+    """Discover an export under a pack's contract and attach it (or attach one already discovered): the entry point."""
+    if not isinstance(root, Export) and contract is None:
+        raise TypeError("load(path, con, contract): a path is read under a pack's contract")
+    export = attach(con, root if isinstance(root, Export) else discover(root, contract))
     export.problems.sort(key=lambda p: (p.file, p.column or ""))
     return export

@@ -3,7 +3,7 @@
 `open_run()` gives an `AuditRun`, whose DuckDB connection holds
 
 - `main.<table>`: the export's typed views (audit.read.export, read only);
-- `audit.active_holds`: the catalogue's shared words (audit/sql/scope.sql);
+- `audit.active_holds`: the catalogue's shared words (audit/pack/scope.sql);
 - `audit.controls`: the controls of findings.json, one row each, in pack order;
 - `audit.violations`: the run's violations.parquet;
 - `population."<CONTROL-ID>"`: the rows each evaluated control looked at, taken
@@ -24,20 +24,23 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from audit import schema
+from audit.pack import contract as schema
 from audit.read import export
-from audit.controls import Control, cutoff, literal, load_catalogue, population_sql, render, scope_sql
+from audit.pack.controls import SEVERITIES, Control
+from audit.pack.render import cutoff, literal, population_sql, render, scope_sql
 from audit.read.export import file_sql, ident, sql_str
 from audit.outputs.findings import read_findings
 from audit.mask import mask_id, mask_value
-from audit.policy import SEVERITIES, Pack, load_pack
+from audit.pack.loader import DEFAULT_PACK, Pack, load_pack
 
 STATUSES = ("fail", "error", "not_evaluated", "pass")
-RETENTION_SUITE = "privacy_notice.retention"
-# Personal-data kind of a column, by name, for frames whose source table is unknown (queries).
-PII_BY_NAME: dict[str, str] = {col: kind for cols in schema.PII_COLUMNS.values() for col, kind in cols.items()}
+RETENTION_SUITE = "retention"  # the family of the retention controls
+# Personal-data kind of a column, by name, for frames whose source table is unknown (queries):
+# the default pack's names (a run's own tables are masked by its pack's contract).
+_DEFAULT_CONTRACT = schema.load_contract(DEFAULT_PACK / "contract.yaml", [])
+PII_BY_NAME: dict[str, str] = {col: kind for cols in _DEFAULT_CONTRACT.pii.values() for col, kind in cols.items()}
 # Identifier columns, masked like violations.parquet's ids (audit.mask.mask_id: never merged, idempotent).
-ID_NAMES = {c.name for t in schema.TABLES.values() for c in t.all_columns if c.type == schema.ID} | {
+ID_NAMES = {c.name for t in _DEFAULT_CONTRACT.tables.values() for c in t.all_columns if c.type == schema.ID} | {
     "record_id", "waiver_id"}
 _COUNT_TAIL = "SELECT count(*) AS population FROM population"
 
@@ -191,8 +194,8 @@ class AuditRun:
             return mask_frame(rows)
         personal = {}
         for table, group in rows.groupby("table_name"):
-            contract = schema.TABLES.get(table)
-            cols = [c for c, k in schema.PII_COLUMNS.get(table, {}).items()
+            contract = self.pack.contract.tables.get(table)
+            cols = [c for c, k in self.pack.contract.pii.get(table, {}).items()
                     if k in (schema.EMAIL, schema.PHONE, schema.IP)]
             if not contract or not cols:
                 continue
@@ -202,7 +205,7 @@ class AuditRun:
                 f"FROM main.{ident(table)} WHERE CAST({contract.key} AS VARCHAR) IN "
                 f"({', '.join('?' for _ in ids)})", ids).fetchall()
             for key, *values in got:
-                shown = [f"{c} {mask_value(schema.PII_COLUMNS[table][c], v)}" for c, v in zip(cols, values) if v]
+                shown = [f"{c} {mask_value(self.pack.contract.pii[table][c], v)}" for c, v in zip(cols, values) if v]
                 personal[(table, key)] = "; ".join(shown)
         rows["personal_data_masked"] = [personal.get((t, str(r)), "") for t, r in zip(rows.table_name, rows.record_id)]
         return mask_frame(rows)
@@ -212,7 +215,7 @@ class AuditRun:
     def retention_controls(self) -> list[str]:
         """Evaluated retention controls whose population has a trigger time and a due time."""
         return [cid for cid in self.control_ids
-                if self.catalogue[cid].suite == RETENTION_SUITE
+                if self.catalogue[cid].family == RETENTION_SUITE
                 and {"trigger_at", "due_at", "record_id"} <= set(self.columns(cid))]
 
     def _table_of(self, control_id: str) -> str:
@@ -270,7 +273,7 @@ class AuditRun:
 
     def days_overdue(self) -> pd.DataFrame:
         """Days past due at the cutoff of every retention violation: quartiles by control."""
-        ids = ", ".join(sql_str(c) for c in self.control_ids if self.catalogue[c].suite == RETENTION_SUITE
+        ids = ", ".join(sql_str(c) for c in self.control_ids if self.catalogue[c].family == RETENTION_SUITE
                         and "due_at" in self.columns(c)) or "NULL"  # not RET-07: a minimum, never "overdue"
         d = f"floor({_days(self.T, 'due_at')})"
         return self.df(f"""
@@ -534,13 +537,13 @@ class AuditRun:
         return pd.DataFrame([{"table": n, "rows": counts.get(n, 0), "columns": cols.get(n, 0),
                               "in_export": n in self._present,
                               "personal_data": ", ".join(f"{c} ({k})" for c, k in
-                                                         schema.PII_COLUMNS.get(n, {}).items())}
+                                                         self.pack.contract.pii.get(n, {}).items())}
                              for n in names])
 
     def peek(self, table: str, n: int = 5) -> pd.DataFrame:
         """The first `n` rows of a table, personal data masked."""
         df = self.df(f"SELECT * FROM main.{ident(table)} LIMIT ?", [n])
-        return mask_frame(df, schema.PII_COLUMNS.get(table, {}))
+        return mask_frame(df, self.pack.contract.pii.get(table, {}))
 
     def query(self, sql: str, limit: int = 1000) -> pd.DataFrame:
         """Any query over the export (and the audit.* / population.* views), at most `limit` rows, masked."""
@@ -561,7 +564,7 @@ class AuditRun:
     # -- internals ----------------------------------------------------------------------------
 
     def _suite_ids(self, suite: str) -> str:
-        ids = [cid for cid in self.control_ids if self.catalogue[cid].suite == suite]
+        ids = [cid for cid in self.control_ids if self.catalogue[cid].family == suite]
         return ", ".join(sql_str(i) for i in ids) or "NULL"
 
     def _histogram(self, source: str, bins: int, width_min: float = 1) -> pd.DataFrame:
@@ -611,10 +614,10 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
     if pack.digest != run["policy"]["sha256"]:
         raise RunMismatch(f"{run_dir} was checked with another version of policy pack {run['policy']['name']}: "
                           f"choose another run_dir, or delete that folder to check again")
-    catalogue = _with_run_controls(load_catalogue(), findings)
+    catalogue = _with_run_controls(pack.catalogue, findings)
     con = export.connect()
     try:
-        ex = export.load(source, con)
+        ex = export.load(source, con, pack.contract)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
         con.execute(scope_sql(t))
         _attach_findings(con, run_dir, findings, catalogue)
@@ -637,7 +640,7 @@ def _with_run_controls(catalogue: dict[str, Control], findings: dict) -> dict[st
 
         out[cid] = WVR_CONTROL if cid == WVR_CONTROL.id else Control(
             id=cid, title=c["title"], section=c.get("clause", ""), quote="", remediation="", requires=(), uses=(),
-            sql="", suite="")
+            sql="", family="")
     return out
 
 
@@ -645,7 +648,7 @@ def _attach_findings(con: duckdb.DuckDBPyConnection, run_dir: Path, findings: di
                      catalogue: dict[str, Control]) -> None:
     rows = [(i, c["control_id"], c["title"], c["severity"], c["status"], int(c["violations"]),
              int(c["population"]), c["message"], catalogue[c["control_id"]].section,
-             catalogue[c["control_id"]].suite) for i, c in enumerate(findings["controls"])]
+             catalogue[c["control_id"]].family) for i, c in enumerate(findings["controls"])]
     con.execute("CREATE OR REPLACE TABLE audit.controls (ord INTEGER, control_id VARCHAR, title VARCHAR, "
                 "severity VARCHAR, status VARCHAR, violations BIGINT, population BIGINT, message VARCHAR, "
                 "section VARCHAR, suite VARCHAR)")
