@@ -127,6 +127,7 @@ def inspect_pack(path: str | Path | None = None) -> tuple[Pack | None, list[Poli
         if not isinstance(block, dict):
             bad(key, "expected a mapping: {severity: ...} or {off: why}")
             continue
+        block = {"off" if k is False else k: v for k, v in block.items()}  # YAML 1.1 reads the key `off` as false
         if "off" in block:
             reason = block["off"]
             if not isinstance(reason, str) or not reason.strip():
