@@ -25,7 +25,8 @@ SELECT 'breaches' AS table_name, p.breach_ref AS record_id, CAST(NULL AS VARCHAR
        'breach detected ' || CAST(p.detected_ts AS VARCHAR) || ' (risk ' || COALESCE(p.risk, 'not assessed') || '), '
          || CASE WHEN p.reported_to_ico_ts <= {{ T }}
                  THEN 'reported to the ICO ' || CAST(p.reported_to_ico_ts AS VARCHAR) || ' after '
-                      || CAST(round(date_diff('minute', p.detected_ts, p.reported_to_ico_ts) / 60.0, 1) AS VARCHAR) || ' hours'
+                      || CAST(date_diff('minute', p.detected_ts, p.reported_to_ico_ts) // 60 AS VARCHAR) || ' hours '
+                      || CAST(date_diff('minute', p.detected_ts, p.reported_to_ico_ts) % 60 AS VARCHAR) || ' minutes'
                  ELSE 'not reported to the ICO by the cutoff' END
          || ' (limit {{ report_within_hours }} hours)' AS detail
 FROM population p

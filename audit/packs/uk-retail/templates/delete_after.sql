@@ -22,7 +22,7 @@ WITH population AS (
 )
 SELECT '{{ table }}' AS table_name, p.record_id, p.customer_id, p.trigger_at AS event_at, p.due_at,
        '{{ word }} ' || CAST(CAST(p.trigger_at AS DATE) AS VARCHAR) || ', due ' || CAST(CAST(p.due_at AS DATE) AS VARCHAR)
-         || ' ({{ period_years }} years and {{ period_days }} days), '
+         || ' ({% if period_years != '0' %}{{ period_years }} years{% if period_days != '0' %} and {% endif %}{% endif %}{% if period_days != '0' or period_years == '0' %}{{ period_days }} days{% endif %}), '
          || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR) || ' days overdue; not deleted' AS detail
 FROM population p
 WHERE p.due_at < {{ T }}
