@@ -11,6 +11,8 @@ population:
   date_of_birth: the date of birth given
   created_on: when the account was opened
   of_age_on: the day the customer reached the minimum age
+reads:
+  customers: [created_on, customer_ref, date_of_birth]
 */
 {#- Ages in whole UTC days: the birthday itself counts as reached. A birthday
     on 29 February is reached on 28 February in other years (DuckDB's year

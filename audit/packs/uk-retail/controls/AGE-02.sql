@@ -13,6 +13,9 @@ population:
   order_ts: when the order was placed
   date_of_birth: the customer's date of birth (empty when none is on record)
   of_age_on: the day the customer reached the age for restricted goods
+reads:
+  customers: [customer_ref, date_of_birth]
+  orders: [age_restricted, customer_ref, order_no, order_ts]
 */
 {#- Ages in whole UTC days, as in AGE-01: an order on the birthday is allowed. -#}
 WITH population AS (

@@ -12,6 +12,8 @@ population:
   risk: its assessed risk (empty when not assessed, and then reportable)
   reported_to_ico_ts: when it was reported to the ICO
   due_at: the end of the reporting window
+reads:
+  breaches: [breach_ref, detected_ts, reported_to_ico_ts, risk]
 */
 WITH population AS (
   SELECT b.breach_ref, b.detected_ts, b.risk, b.reported_to_ico_ts,

@@ -13,6 +13,8 @@ population:
   category: its category (a category not listed as essential needs consent; so does an empty one)
   set_ts: when it was set
   consent_ts: when the visitor consented (empty when never)
+reads:
+  cookie_events: [category, consent_ts, cookie_name, event_id, set_ts]
 */
 WITH population AS (
   SELECT e.event_id, e.cookie_name, e.category, e.set_ts, e.consent_ts

@@ -9,6 +9,19 @@ requires:
 population:
   table_name: the table the record belongs to
   record_id: the record's key
+reads:
+  abandoned_baskets: [basket_id, created_ts]
+  breaches: [breach_ref, detected_ts]
+  cctv_clips: [clip_id, recorded_ts]
+  cookie_events: [event_id, set_ts]
+  customers: [created_on, customer_ref]
+  legal_holds: [hold_id, placed_at]
+  newsletter_sends: [send_id, sent_ts]
+  orders: [order_no, order_ts]
+  payments: [paid_ts, payment_id]
+  subject_requests: [received_on, request_ref]
+  subscriptions: [opted_in_ts, subscription_id]
+  support_tickets: [opened_on, ticket_no]
 */
 {#- Every table of the contract that has a key: a table a pack adds is covered. -#}
 WITH population AS (

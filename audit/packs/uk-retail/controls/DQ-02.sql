@@ -12,6 +12,12 @@ population:
   record_id: the pointing record's key
   points_to: the table it points to
   reference: the key it points to
+reads:
+  customers: [customer_ref]
+  orders: [customer_ref, order_no, order_ts]
+  payments: [order_no, paid_ts, payment_id]
+  subject_requests: [customer_ref, received_on, request_ref]
+  support_tickets: [customer_ref, opened_on, ticket_no]
 */
 {#- A pointer that is empty is not checked: a guest basket or an anonymous
     request names no customer. Keys match exactly, as DQ-01 compares them. -#}

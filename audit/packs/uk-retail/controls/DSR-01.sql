@@ -14,6 +14,8 @@ population:
   extended: whether an extension was recorded within the first month
   completed_on: when the request was answered
   due_on: the last day to answer
+reads:
+  subject_requests: [completed_on, customer_ref, extended_on, kind, received_on, request_ref, verified_on]
 */
 {#- A calendar month as the ICO counts it: from the day the clock starts to the
     same date of the next month, or that month's last day when it has no such

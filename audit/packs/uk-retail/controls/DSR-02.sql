@@ -14,6 +14,9 @@ population:
   completed_on: when the request was closed as completed
   deleted_on: when the account was deleted
   anonymised_on: when the account was anonymised
+reads:
+  customers: [anonymised_on, customer_ref, deleted_on]
+  subject_requests: [completed_on, customer_ref, kind, received_on, request_ref, status]
 */
 WITH population AS (
   SELECT r.request_ref, r.customer_ref AS customer_id, r.completed_on, c.deleted_on, c.anonymised_on

@@ -11,6 +11,9 @@ population:
   send_id: the e-mail's id
   sent_ts: when it was sent
   email: the address (personal data)
+reads:
+  newsletter_sends: [email_addr, send_id, sent_ts]
+  subscriptions: [email_addr, opted_in_ts, opted_out_ts]
 */
 WITH population AS (
   SELECT s.send_id, s.sent_ts, lower(trim(s.email_addr)) AS email

@@ -10,6 +10,8 @@ population:
   send_id: the e-mail's id
   sent_ts: when it was sent
   unsubscribe_link: the link the e-mail carried
+reads:
+  newsletter_sends: [send_id, sent_ts, unsubscribe_link]
 */
 WITH population AS (
   SELECT s.send_id, s.sent_ts, s.unsubscribe_link

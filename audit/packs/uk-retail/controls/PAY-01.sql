@@ -12,6 +12,16 @@ population:
   record_id: the record's key
   column_name: the column the value is in
   text_value: the text searched (never shown)
+reads:
+  breaches: [breach_ref, detected_ts, summary]
+  cctv_clips: [camera, clip_id, recorded_ts]
+  cookie_events: [cookie_name, event_id, set_ts]
+  customers: [created_on, customer_ref, email_addr, full_name, phone_no, postcode]
+  legal_holds: [hold_id, placed_at, reason]
+  newsletter_sends: [campaign, email_addr, send_id, sent_ts, unsubscribe_link]
+  payments: [card_last4, card_number, paid_ts, payment_id]
+  subscriptions: [email_addr, opted_in_ts, subscription_id]
+  support_tickets: [opened_on, ticket_no, transcript]
 */
 {#- Every text column of every table of the contract with a key, so that a
     table a pack adds is searched too. A card number is a run of 13 to 19

@@ -19,4 +19,6 @@ with:
   deleted: deleted_on
   customer: customer_ref
   word: ordered
+reads:
+  orders: [customer_ref, deleted_on, order_no, order_ts]
 */

@@ -19,4 +19,6 @@ with:
   deleted: deleted_on
   customer: none
   word: paid
+reads:
+  payments: [deleted_on, paid_ts, payment_id]
 */

@@ -20,4 +20,6 @@ with:
   customer: customer_ref
   keep_if: none
   word: closed
+reads:
+  support_tickets: [closed_on, customer_ref, deleted_on, opened_on, ticket_no]
 */

@@ -20,4 +20,6 @@ with:
   customer: none
   keep_if: incident_ref
   word: recorded
+reads:
+  cctv_clips: [clip_id, deleted_ts, incident_ref, recorded_ts]
 */

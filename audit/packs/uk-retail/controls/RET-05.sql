@@ -20,4 +20,6 @@ with:
   customer: customer_ref
   keep_if: none
   word: last changed
+reads:
+  abandoned_baskets: [basket_id, created_ts, customer_ref, deleted_ts, last_changed_ts]
 */
