@@ -295,6 +295,10 @@ from audit.cli.evidence import register as _register_evidence_commands  # noqa: 
 
 _register_evidence_commands(cli)
 
+from audit.cli.pack import register as _register_pack_commands  # noqa: E402  (pack check, pack init)
+
+_register_pack_commands(cli)
+
 
 def _terminated(signum, frame) -> None:
     """SIGTERM (a scheduler stopping the run) ends it like Ctrl-C: temporaries removed, `interrupted`."""

@@ -138,11 +138,12 @@ def _namespaced(value: Any) -> Any:
     return _Names({k: _namespaced(v) for k, v in value.items()}) if isinstance(value, dict) else value
 
 
-def population_sql(sql: str) -> str:
-    """`SELECT count(*) FROM population`, keeping the control's own CTEs.
+def population_sql(sql: str, select: str = "count(*) AS population") -> str:
+    """`SELECT count(*) FROM population` (or another `select` list), keeping the control's own CTEs.
 
     The main SELECT is the first top-level SELECT after the WITH list; it is
-    replaced, so the population is counted by the same definition.
+    replaced, so the population is counted (or described, `select="*"`) by the
+    same definition.
     """
     depth, i, n = 0, 0, len(sql)
     start = re.match(r"\s*WITH\b", sql, re.I)
@@ -165,7 +166,7 @@ def population_sql(sql: str) -> str:
         elif ch == ")":
             depth -= 1
         elif depth == 0 and re.match(r"SELECT\b", sql[i:i + 7], re.I) and not re.match(r"\w", sql[i - 1]):
-            return sql[:i] + "SELECT count(*) AS population FROM population"
+            return sql[:i] + f"SELECT {select} FROM population"
         i += 1
     raise ValueError("control SQL has no main SELECT")
 
