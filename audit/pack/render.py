@@ -120,9 +120,14 @@ def literal(value) -> str:
     raise TypeError(f"no SQL literal for {value!r}")
 
 
-def render(control: Control, pack: Pack, t: dt.datetime) -> str:
-    """The control's SQL with every placeholder filled from the pack, its `with:` values and the cutoff."""
-    context: dict[str, Any] = {"T": literal(t), "contract": pack.contract, **control.with_}
+def render(control: Control, pack: Pack, t: dt.datetime | str) -> str:
+    """The control's SQL with every placeholder filled from the pack, its `with:` values and the cutoff.
+
+    A cutoff given as text goes in as it is: the generated GX suites keep
+    `{{ T }}` for the cutoff of whoever runs them (audit/pack/suites.py).
+    """
+    context: dict[str, Any] = {"T": t if isinstance(t, str) else literal(t), "contract": pack.contract,
+                               **control.with_}
     tree: dict[str, Any] = {}
     for name in control.placeholders():
         node = tree
