@@ -31,6 +31,13 @@ def catalogue_ids() -> list[str]:
     return list(load_pack().controls)
 
 
+def bundled_pack_ids() -> dict[str, list[str]]:
+    """Every bundled pack's control ids, by pack folder name."""
+    from audit.pack.loader import PACKS, load_pack
+
+    return {p.parent.name: list(load_pack(p.parent).controls) for p in sorted(PACKS.glob("*/pack.yaml"))}
+
+
 def contract_tables() -> set[str]:
     """The tables of the default pack's data contract."""
     from audit.pack.loader import load_pack

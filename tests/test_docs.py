@@ -1,9 +1,9 @@
 """The documentation against the code, after datasette's tests/test_docs.py.
 
-Every `audit ...` command line shown in README.md and docs/*.md (code spans and
+Every `audit ...` command line shown in README.md and docs/**/*.md (code spans and
 fenced blocks) names a command that exists, with options that command has;
 every command and option of the CLI is shown in some command line; every
-control id the docs name is a control of the catalogue (or WVR-01, the
+control id the docs name is a control of a bundled pack (or WVR-01, the
 waivers' own), and docs/controls.md has a row for every control of the
 default pack. The CLI is read by introspecting its click group, the catalogue
 through tests/conftest.py, so neither is restated here.
@@ -19,9 +19,9 @@ import pytest
 
 from audit.cli.main import cli
 from audit.evaluate.waivers import WVR_ID
-from tests.conftest import ROOT, catalogue_ids
+from tests.conftest import ROOT, bundled_pack_ids, catalogue_ids
 
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 # A code span may wrap across lines, never across paragraphs.
 SPAN = re.compile(r"`((?:[^`\n]|\n(?!\n))+)`")
@@ -70,7 +70,7 @@ def invocations(text: str) -> list[tuple[tuple[str, ...], click.Command, list[st
 
 def shown_invocations() -> list[tuple[str, tuple[str, ...], click.Command, list[str], list[str]]]:
     """(page, command path, command, words left over, options) of every `audit ...` shown in the docs."""
-    return [(page.name, *found) for page in DOCS for found in invocations(page.read_text(encoding="utf-8"))]
+    return [(page.relative_to(ROOT).as_posix(), *found) for page in DOCS for found in invocations(page.read_text(encoding="utf-8"))]
 
 
 def cli_commands() -> dict[tuple[str, ...], click.Command]:
@@ -95,7 +95,7 @@ def options_of(command: click.Command) -> set[str]:
 
 def test_the_docs_show_command_lines():
     shown = shown_invocations()
-    assert {page for page, *_ in shown} >= {"README.md", "periodic-audits.md"}
+    assert {page for page, *_ in shown} >= {"README.md", "docs/periodic-audits.md"}
     assert any(path == ("check",) and "--exports" in options for _, path, _, _, options in shown)
 
 
@@ -129,9 +129,10 @@ def _named_ids(text: str) -> set[str]:
     return set(CONTROL_ID.findall(text))
 
 
-def test_every_control_id_named_in_the_docs_is_in_the_catalogue():
-    known = set(catalogue_ids()) | {WVR_ID}
-    unknown = {f"{page.name}: {cid}" for page in DOCS for cid in _named_ids(page.read_text(encoding="utf-8"))
+def test_every_control_id_named_in_the_docs_is_a_control_of_a_bundled_pack():
+    known = {cid for ids in bundled_pack_ids().values() for cid in ids} | {WVR_ID}
+    assert set(catalogue_ids()) < known
+    unknown = {f"{page.relative_to(ROOT)}: {cid}" for page in DOCS for cid in _named_ids(page.read_text(encoding="utf-8"))
                if cid not in known}
     assert unknown == set()
 
