@@ -22,7 +22,8 @@ from audit.report.html import Html, note, short
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
-STATUS_COLORS = {"fail": "#c0392b", "error": "#e67e22", "not_evaluated": "#a0a7ad", "pass": "#2e8b57"}
+STATUS_COLORS = {"fail": "#c0392b", "error": "#e67e22", "not_evaluated": "#a0a7ad", "pass": "#2e8b57",
+                 "not_applicable": "#d5d8dc"}
 SEVERITY_COLORS = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#d4a017", "low": "#2e86c1"}
 STATE_COLORS = {
     "within limit": "#2e8b57", "overdue": "#c0392b", "overdue, on legal hold": "#8e44ad",
@@ -37,7 +38,8 @@ STATE_COLORS = {
 }
 MECHANISM_COLORS = {"privacy_shield": "#c0392b", "dpf": "#2e86c1", "scc": "#2e8b57", "bcr": "#16a085",
                     "none": "#7f8c8d"}
-STATUS_LABELS = {"fail": "failed", "error": "error", "not_evaluated": "not evaluated", "pass": "passed"}
+STATUS_LABELS = {"fail": "failed", "error": "error", "not_evaluated": "not evaluated", "pass": "passed",
+                 "not_applicable": "not applicable"}
 
 
 class Chart:

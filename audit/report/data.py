@@ -33,7 +33,9 @@ from audit.outputs.findings import read_findings
 from audit.mask import mask_id, mask_value
 from audit.pack.loader import DEFAULT_PACK, Pack, load_pack
 
-STATUSES = ("fail", "error", "not_evaluated", "pass")
+# Worst first: a clause takes the first status among its controls; `not_applicable` (turned off by the
+# pack, with its reason) only when every control of the clause is.
+STATUSES = ("fail", "error", "not_evaluated", "pass", "not_applicable")
 RETENTION_SUITE = "retention"  # the family of the retention controls
 # Personal-data kind of a column, by name, for frames whose source table is unknown (queries):
 # the default pack's names (a run's own tables are masked by its pack's contract).
@@ -128,10 +130,11 @@ class AuditRun:
                    count(*) FILTER (WHERE status = 'not_evaluated'), count(*) FILTER (WHERE status = 'error'),
                    COALESCE(sum(violations), 0),
                    count(*) FILTER (WHERE status = 'fail' AND severity = 'critical'),
-                   count(*) FILTER (WHERE status = 'fail' AND severity = 'high')
+                   count(*) FILTER (WHERE status = 'fail' AND severity = 'high'),
+                   count(*) FILTER (WHERE status = 'not_applicable')
             FROM audit.controls""").fetchone()
         keys = ("controls", "failed", "passed", "not_evaluated", "error", "violations",
-                "critical_failed", "high_failed")
+                "critical_failed", "high_failed", "not_applicable")
         out = dict(zip(keys, (int(v) for v in row)))
         manual = sum(1 for cl in self.pack.clauses if not cl.controls)
         out.update(clauses=len(self.pack.clauses), manual_clauses=manual, run_id=self.run["run_id"],
@@ -396,14 +399,23 @@ class AuditRun:
             GROUP BY ALL ORDER BY quarter, mechanism""")
 
     def privacy_shield(self) -> dict:
-        """Reliance on the EU-US Privacy Shield: transfers under it before and after its invalidation."""
+        """Reliance on the EU-US Privacy Shield: transfers under it before and after its invalidation.
+
+        When PRC-05 was not evaluated (turned off, left out of the pack, or its
+        tables absent), `evaluated` is False and `why` says so: its parameters
+        may not even exist in the pack.
+        """
+        if not self.evaluated("PRC-05"):
+            row = next((c for c in self.findings["controls"] if c["control_id"] == "PRC-05"), None)
+            why = (f"{row['status'].replace('_', ' ')}: {row['message']}" if row and row["message"]
+                   else "not part of this pack")
+            return {"evaluated": False, "why": why}
         mech = self.pack.value("PRC-05", "privacy_shield_mechanism")
         until = self.pack.value("PRC-05", "privacy_shield_valid_until")
-        facts = {"mechanism": mech, "valid_until": until, "dpf_valid_from": self.pack.value("PRC-05", "dpf_valid_from"),
+        facts = {"evaluated": True, "mechanism": mech, "valid_until": until,
+                 "dpf_valid_from": self.pack.value("PRC-05", "dpf_valid_from"),
                  "before": 0, "after": 0, "not_valid": 0, "records_not_valid": 0, "processors_not_valid": 0,
                  "last_not_valid": None}
-        if not self.evaluated("PRC-05"):
-            return facts
         bad = "validity = 'not valid at transfer date'"
         row = self.con.execute(f"""
             SELECT count(*) FILTER (WHERE transferred_at < {literal(until)}),

@@ -19,6 +19,7 @@ import pandas as pd
 STATUS_STYLE = {
     "fail": ("#fff", "#c0392b", "failed"), "error": ("#fff", "#e67e22", "error"),
     "not_evaluated": ("#fff", "#7f8c8d", "not evaluated"), "pass": ("#fff", "#2e8b57", "passed"),
+    "not_applicable": ("#34495e", "#d5d8dc", "not applicable"),
     "manual": ("#34495e", "#e5e8eb", "manual"),
 }
 SEVERITY_STYLE = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#b7950b", "low": "#2e86c1"}
@@ -128,7 +129,9 @@ def cover(summary: dict, pack_title: str) -> Html:
         (summary["not_evaluated"] + summary["error"], "not evaluated or in error",
          "#e67e22" if summary["not_evaluated"] + summary["error"] else "#2c3e50"),
         (f"{summary['manual_clauses']} / {summary['clauses']}", "clauses needing a manual check", "#34495e"),
-    ] + ([(f"{summary['waived']:,}", "violations waived (accepted risk)", "#8e44ad")] if summary.get("waived") else []))
+    ] + ([(summary["not_applicable"], "controls not applicable (turned off by the pack)", "#7f8c8d")]
+         if summary.get("not_applicable") else [])
+      + ([(f"{summary['waived']:,}", "violations waived (accepted risk)", "#8e44ad")] if summary.get("waived") else []))
     problems = ""
     if summary.get("problems"):
         items = "".join(f"<li>{esc(p)}</li>" for p in summary["problems"])
@@ -257,7 +260,9 @@ CAMPAIGN_COLUMNS = {"campaign": "campaign", "emails": "e-mails", "no_unsubscribe
 
 
 def privacy_shield(facts: dict) -> Html:
-    """One paragraph on the reliance on the EU-US Privacy Shield."""
+    """One paragraph on the reliance on the EU-US Privacy Shield (a note when transfers were not checked)."""
+    if not facts["evaluated"]:
+        return note(f"Transfer mechanisms were not checked in this run ({facts['why']}).")
     until = fmt(facts["valid_until"])
     if not facts["before"] and not facts["after"]:
         return paragraph(f"No EU transfer relies on the Privacy Shield (<code>{esc(facts['mechanism'])}</code>).")
