@@ -25,7 +25,7 @@ from audit.evaluate.gx_controls import violations_table
 from audit.pack.loader import PACKS, Pack, load_pack
 from audit.pack.render import render
 
-SUITES = Path(__file__).resolve().parent.parent.parent / "expectations"
+SUITES = Path(__file__).resolve().parent.parent.parent / "expectations"  # of the checkout; a wheel has none
 COMMAND = "python -m audit.pack.suites --write"
 EXPECTATION = "expect_no_control_violations"
 

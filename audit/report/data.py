@@ -44,7 +44,6 @@ PII_BY_NAME: dict[str, str] = {col: kind for cols in _DEFAULT_CONTRACT.pii.value
 # Identifier columns, masked like violations.parquet's ids (audit.mask.mask_id: never merged, idempotent).
 ID_NAMES = {c.name for t in _DEFAULT_CONTRACT.tables.values() for c in t.all_columns if c.type == schema.ID} | {
     "record_id", "waiver_id"}
-_COUNT_TAIL = "SELECT count(*) AS population FROM population"
 
 
 class RunMismatch(ValueError):
@@ -686,10 +685,7 @@ def _attach_populations(con: duckdb.DuckDBPyConnection, findings: dict, pack: Pa
         cid = c["control_id"]
         if c["status"] not in ("pass", "fail") or cid not in pack.controls:
             continue
-        counted = population_sql(render(catalogue[cid], pack, t))
-        if not counted.endswith(_COUNT_TAIL):
-            continue
-        body = counted[: -len(_COUNT_TAIL)] + "SELECT * FROM population"
+        body = population_sql(render(catalogue[cid], pack, t), "*")
         try:
             con.execute(f"CREATE OR REPLACE VIEW population.{ident(cid)} AS {body}")
             columns[cid] = [r[0] for r in con.execute(f"DESCRIBE population.{ident(cid)}").fetchall()]
