@@ -39,6 +39,32 @@ CONTROL_ID = re.compile(r"[A-Z][A-Z0-9]*-[0-9]+\Z")
 # `with:` values go into SQL as they are: words and spaces only, so a pack cannot inject SQL through them.
 PLAIN_WORDS = re.compile(r"[A-Za-z0-9_]+( [A-Za-z0-9_]+)*\Z")
 EVERY_TABLE = "*"  # in `requires`: any table of the contract
+# The report's views a control may feed (its `report:` list), each with the population columns it reads,
+# by role: a role is read as the first of its columns the control declares (so DSR-01's `completed_at` and
+# CMP-01's `responded_at` both answer `answered_at`). The report reads populations only through these
+# projections (audit.report.data), so a view cannot read a column its controls do not declare.
+REPORT_VIEWS: dict[str, dict[str, tuple[str, ...]]] = {
+    "retention_age": {"record_id": ("record_id",), "trigger_at": ("trigger_at",), "due_at": ("due_at",)},
+    "overdue": {"due_at": ("due_at",)},
+    "overrides": {c: (c,) for c in ("record_id", "customer_id", "period_days", "period_source", "due_at")},
+    "response_time": {"received_at": ("received_at",), "answered_at": ("completed_at", "responded_at"),
+                      "due_at": ("due_at",)},
+    "request_types": {"received_at": ("received_at",), "answered_at": ("completed_at", "responded_at"),
+                      "due_at": ("due_at",), "request_type": ("request_type",)},
+    "erasure": {c: (c,) for c in ("table_name", "record_id", "deleted_at", "anonymized_at")},
+    "transfer_coverage": {"transfer_id": ("transfer_id",)},
+    "transfer_validity": {c: (c,) for c in ("transfer_id", "processor_id", "transferred_at", "destination_country",
+                                            "mechanism")},
+    "expiring_contracts": {c: (c,) for c in ("processor_id", "contract_id", "contract_expires_at",
+                                             "recent_transfers")},
+    "consent_at_send": {"message_id": ("message_id",), "sent_at": ("sent_at",)},
+    "campaigns": {"message_id": ("message_id",), "campaign": ("campaign",)},
+}
+
+
+def view_columns(view: str, population: dict[str, str] | list[str]) -> dict[str, str | None]:
+    """Role -> the population column that plays it in a view (None when the population has none)."""
+    return {role: next((c for c in alts if c in population), None) for role, alts in REPORT_VIEWS[view].items()}
 
 
 class Severity(str, enum.Enum):
@@ -68,6 +94,8 @@ class ControlMeta(pydantic.BaseModel):
     reads: dict[str, list[str]] | None = None
     template: str | None = None
     with_: dict[str, str] = pydantic.Field(default={}, alias="with")
+    report: list[str] = []      # views of the report this control feeds (REPORT_VIEWS)
+    label: str | None = None    # its violations' name in the report's legends; the title when absent
 
     @pydantic.field_validator("id")
     @classmethod
@@ -118,6 +146,8 @@ class Control:
     with_: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     template: str | None = None
     path: Path | None = field(default=None, compare=False, hash=False)
+    report: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    label: str = field(default="", compare=False, hash=False)
 
     @property
     def tables(self) -> set[str]:
@@ -186,6 +216,14 @@ def load_control(path: Path, templates: Path, tables: set[str]) -> Control:
         unknown = [t for t in group if t not in tables and not (where != "uses" and t == EVERY_TABLE)]
         if unknown:
             raise PolicyError(label, where, f"{', '.join(unknown)}: not a table of the contract", lines.get(where))
+    for view in meta.report:
+        if view not in REPORT_VIEWS:
+            raise PolicyError(label, "report", f"{view}: not a view of the report; expected one of "
+                                               f"{', '.join(REPORT_VIEWS)}", lines.get("report"))
+        missing = [" or ".join(REPORT_VIEWS[view][r]) for r, c in view_columns(view, meta.population).items() if not c]
+        if missing:
+            raise PolicyError(label, "report", f"view {view} reads population column(s) {', '.join(missing)}, "
+                                               f"which `population` does not declare", lines.get("report"))
     requires = tuple(tuple(sorted(tables)) if g == [EVERY_TABLE] else tuple(g) for g in meta.requires)
     if meta.template:
         if body.strip():
@@ -209,7 +247,7 @@ def load_control(path: Path, templates: Path, tables: set[str]) -> Control:
         id=meta.id, title=meta.title, section="", quote="", remediation=meta.remediation, requires=requires,
         uses=tuple(meta.uses), sql=sql, family=meta.family, severity=meta.severity.value, tags=tuple(meta.tags),
         reads=meta.reads, population=dict(meta.population), with_=dict(meta.with_), template=meta.template,
-        path=path)
+        path=path, report=tuple(meta.report), label=" ".join((meta.label or meta.title).split()))
 
 
 def _first(exc: pydantic.ValidationError, label: str, lines: Lines) -> PolicyError:

@@ -2,6 +2,7 @@
 id: CMP-01
 title: Complaints are answered within the deadline
 family: complaints
+report: [response_time]
 severity: high
 remediation: Answer the open complaints now and track the 45-day deadline.
 requires:

@@ -2,6 +2,7 @@
 id: DSR-01
 title: Access, correction and deletion requests are answered within the deadline
 family: rights
+report: [response_time, request_types]
 severity: high
 remediation: Answer the open requests now; staff the privacy mailbox so that requests are answered within the deadline.
 requires:

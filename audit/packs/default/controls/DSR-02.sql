@@ -2,6 +2,7 @@
 id: DSR-02
 title: Completed erasure requests leave no personal data behind
 family: rights
+report: [erasure]
 severity: critical
 remediation: Delete or anonymize the listed rows, and extend the erasure job to every store it missed.
 requires:

@@ -2,6 +2,8 @@
 id: MKT-01
 title: Every marketing e-mail carries an unsubscribe option
 family: marketing
+report: [campaigns]
+label: no unsubscribe link
 severity: medium
 remediation: Add the unsubscribe link to the campaign template and block sending without it.
 requires:

@@ -2,6 +2,8 @@
 id: MKT-02
 title: Marketing e-mail goes only to addresses with a consent or other basis on record
 family: marketing
+report: [consent_at_send]
+label: no consent or basis on record
 severity: high
 remediation: Stop the campaign for addresses with no basis on record, and make the sender check the consent register.
 requires:

@@ -2,6 +2,8 @@
 id: MKT-03
 title: No marketing e-mail after the recipient unsubscribed
 family: marketing
+report: [consent_at_send]
+label: sent after the recipient withdrew
 severity: critical
 remediation: Suppress withdrawn addresses in every sending tool, and find why the suppression list was bypassed.
 requires:

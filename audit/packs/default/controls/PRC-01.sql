@@ -2,6 +2,8 @@
 id: PRC-01
 title: Personal data goes only to registered processors
 family: processors
+report: [transfer_coverage]
+label: unregistered processor
 severity: critical
 remediation: Register the processor (with its contract) or stop the transfers.
 requires:

@@ -2,6 +2,8 @@
 id: PRC-02
 title: Transfers happen only under a contract in force
 family: processors
+report: [transfer_coverage]
+label: outside its contract
 severity: high
 remediation: Sign or renew the processor contract before any further transfer; review the listed transfers.
 requires:

@@ -2,6 +2,7 @@
 id: PRC-05
 title: EU personal data leaves for non-adequate countries only under a valid transfer mechanism
 family: processors
+report: [transfer_validity]
 severity: critical
 remediation: Put standard contractual clauses (or another valid mechanism) in place before transferring; Privacy
   Shield has not been valid since 2020-07-16.

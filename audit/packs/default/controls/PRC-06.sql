@@ -2,6 +2,7 @@
 id: PRC-06
 title: Processor contracts about to expire are renewed before transfers continue
 family: processors
+report: [expiring_contracts]
 severity: low
 remediation: Renew the contract before it expires, or plan to stop the transfers.
 requires:

@@ -2,6 +2,7 @@
 id: RET-01
 title: Chat, e-mail and message transcripts are deleted or anonymized after their retention period
 family: retention
+report: [retention_age, overdue, overrides]
 severity: high
 remediation: Delete or anonymize the listed communications, and make the purge job read each customer's contracted
   retention (customers.comms_retention_days).

@@ -2,6 +2,7 @@
 id: RET-02
 title: Survey responses are deleted or anonymized after their retention period
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete or anonymize survey responses older than the retention period.
 requires:

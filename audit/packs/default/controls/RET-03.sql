@@ -2,6 +2,7 @@
 id: RET-03
 title: Technical logs (IP addresses, user agents) are deleted after their retention period
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Purge technical logs older than the retention period, or strip IP addresses from them.
 requires:

@@ -2,6 +2,7 @@
 id: RET-04
 title: Visitor profiles are deleted or anonymized after a period of inactivity
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete or anonymize visitors inactive for longer than the retention period.
 requires:

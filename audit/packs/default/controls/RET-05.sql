@@ -2,6 +2,7 @@
 id: RET-05
 title: Closed accounts are deleted or anonymized after a grace period
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete or anonymize closed accounts once the grace period ends.
 requires:

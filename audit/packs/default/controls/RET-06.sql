@@ -2,6 +2,7 @@
 id: RET-06
 title: Co-browse artifacts are deleted after their retention period
 family: retention
+report: [retention_age, overdue]
 severity: medium
 remediation: Delete co-browse artifacts older than the retention period.
 requires:

@@ -2,6 +2,7 @@
 id: RET-08
 title: Invoices are deleted after the legal maximum
 family: retention
+report: [retention_age, overdue]
 severity: medium
 remediation: Delete invoices older than the maximum statutory retention period.
 requires:

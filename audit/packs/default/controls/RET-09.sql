@@ -2,6 +2,7 @@
 id: RET-09
 title: Expired backups are purged
 family: retention
+report: [overdue]
 severity: medium
 remediation: Purge backup archives past their expiry date.
 requires:

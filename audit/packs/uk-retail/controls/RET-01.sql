@@ -2,6 +2,7 @@
 id: RET-01
 title: Orders are deleted six years after the end of their financial year
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete the listed orders (and their payments), and schedule the yearly purge after the financial year's sixth anniversary.
 requires:

@@ -2,6 +2,7 @@
 id: RET-02
 title: Payment records are deleted six years after the end of their financial year
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete the listed payment records, and purge payments together with their orders.
 requires:

@@ -2,6 +2,7 @@
 id: RET-03
 title: Customer service tickets are deleted two years after they are closed
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete the listed tickets with their conversations, and turn on the helpdesk's automatic deletion of closed tickets.
 requires:

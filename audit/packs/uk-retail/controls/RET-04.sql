@@ -2,6 +2,7 @@
 id: RET-04
 title: CCTV recordings are deleted after 30 days unless an incident needs them
 family: retention
+report: [retention_age, overdue]
 severity: high
 remediation: Delete the listed recordings; set the recorders to overwrite after the period and export clips that an incident needs.
 requires:

@@ -2,6 +2,7 @@
 id: RET-05
 title: Abandoned baskets are deleted 90 days after they were last changed
 family: retention
+report: [retention_age, overdue]
 severity: medium
 remediation: Delete the listed baskets and schedule the basket clean-up job daily.
 requires:
