@@ -42,6 +42,17 @@ STATUS_LABELS = {"fail": "failed", "error": "error", "not_evaluated": "not evalu
                  "not_applicable": "not applicable"}
 
 
+# Colors for the states a pack names itself (a control's `label`), in the order they first appear.
+LABEL_COLORS = ("#c0392b", "#e67e22", "#7b1f1f", "#8e44ad", "#d4a017")
+
+
+def _state_color(state: str) -> str:
+    """A state's color: its own when the report knows it, else one of LABEL_COLORS, stable for the label."""
+    if state in STATE_COLORS:
+        return STATE_COLORS[state]
+    return LABEL_COLORS[sum(state.encode()) % len(LABEL_COLORS)]
+
+
 class Chart:
     """A plotly figure that displays itself as HTML (for the report) and as plotly JSON (for JupyterLab)."""
 
@@ -247,12 +258,12 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
         m = months[months.processor_id.isin(label)].copy()
         m["who"] = m.processor_id.map(label)
         biggest = max(float(m.transfers.max()), 1.0) if not m.empty else 1.0
-        for coverage in ("under contract", "outside its contract", "unregistered processor"):
+        for coverage in dict.fromkeys(["under contract", *sorted(m.coverage.unique())]):  # labels of the pack
             part = m[m.coverage == coverage]
             if part.empty:
                 continue
             fig.add_scatter(x=part.month + pd.Timedelta(days=14), y=part.who, mode="markers", name=coverage,
-                            marker={"color": STATE_COLORS[coverage], "line": {"width": 0.5, "color": "white"},
+                            marker={"color": _state_color(coverage), "line": {"width": 0.5, "color": "white"},
                                     "size": [6 + 14 * math.sqrt(v / biggest) for v in part.transfers]},
                             customdata=list(zip(part.month.dt.strftime("%Y-%m"), part.transfers, part.records)),
                             hovertemplate="%{y}<br>%{customdata[0]}: %{customdata[1]:,} transfers, "
@@ -336,11 +347,11 @@ def consent_at_send(df: pd.DataFrame) -> Chart | Html:
     if df.empty:
         return note("No marketing e-mail sent by the cutoff.")
     fig = go.Figure()
-    for state in ("consent or basis in force", "no consent or basis on record", "sent after the recipient withdrew"):
+    for state in dict.fromkeys(["consent or basis in force", *sorted(df.state.unique())]):  # labels of the pack
         part = df[df.state == state]
         if part.empty:
             continue
-        fig.add_bar(x=part.month, y=part.emails, name=state, marker_color=STATE_COLORS[state],
+        fig.add_bar(x=part.month, y=part.emails, name=state, marker_color=_state_color(state),
                     hovertemplate="%{x|%Y-%m}: %{y:,} e-mails, " + state + "<extra></extra>")
     fig.update_xaxes(type="date", dtick="M1" if df.month.nunique() <= 18 else None, tickformat="%Y-%m")
     fig.update_yaxes(title="marketing e-mails sent")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from audit.pack import contract as schema
 from audit.read import export
-from audit.pack.controls import SEVERITIES, Control
+from audit.pack.controls import SEVERITIES, Control, view_columns
 from audit.pack.render import cutoff, literal, population_sql, render, scope_sql
 from audit.read.export import file_sql, ident, sql_str
 from audit.outputs.findings import read_findings
@@ -36,7 +36,10 @@ from audit.pack.loader import DEFAULT_PACK, Pack, load_pack
 # Worst first: a clause takes the first status among its controls; `not_applicable` (turned off by the
 # pack, with its reason) only when every control of the clause is.
 STATUSES = ("fail", "error", "not_evaluated", "pass", "not_applicable")
-RETENTION_SUITE = "retention"  # the family of the retention controls
+RETENTION_SUITE = "retention"  # the family whose violations the retention notebook counts by table and customer
+# The parameters a `transfer_validity` control gives the Privacy Shield section (its own block or shared).
+TRANSFER_PARAMETERS = ("adequate_countries", "privacy_shield_mechanism", "privacy_shield_valid_until", "dpf_valid_from")
+CONSENT_IN_FORCE = "consent or basis in force"  # a `consent_at_send` record no control flagged
 # Personal-data kind of a column, by name, for frames whose source table is unknown (queries):
 # the default pack's names (a run's own tables are masked by its pack's contract).
 _DEFAULT_CONTRACT = schema.load_contract(DEFAULT_PACK / "contract.yaml", [])
@@ -62,6 +65,15 @@ def mask_frame(df: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.Data
             fn = mask_id if kind is None and name in ID_NAMES else (lambda v, k=kind: mask_value(k, v))
             out[col] = s.map(lambda v, f=fn: v if v is None or (not isinstance(v, str) and pd.isna(v)) else f(v))
     return out
+
+
+def _has_value(pack: Pack, control_id: str, name: str) -> bool:
+    """Whether the pack gives a control this parameter (a section reading it shows a line instead when not)."""
+    try:
+        pack.value(control_id, name)
+    except KeyError:
+        return False
+    return True
 
 
 def _days(later: str, earlier: str) -> str:
@@ -212,13 +224,67 @@ class AuditRun:
         rows["personal_data_masked"] = [personal.get((t, str(r)), "") for t, r in zip(rows.table_name, rows.record_id)]
         return mask_frame(rows)
 
+    # -- what the catalogue declares ----------------------------------------------------------
+
+    def feeding(self, view: str) -> list[str]:
+        """Evaluated controls, in pack order, that declare they feed a view of the report (`report:`)."""
+        return [cid for cid in self.control_ids if view in self.catalogue[cid].report and self.evaluated(cid)]
+
+    def view(self, control_id: str, view: str) -> str:
+        """SQL: a control's population as one of the report's views, its columns named by their roles.
+
+        The report reads populations only through this projection, so it cannot read a
+        column the control does not declare (audit.pack.controls.REPORT_VIEWS).
+        """
+        cols = view_columns(view, self.catalogue[control_id].population)
+        return (f"(SELECT {', '.join(f'{ident(c)} AS {ident(r)}' for r, c in cols.items())} "
+                f"FROM population.{ident(control_id)})")
+
+    def absent(self, view: str) -> str:
+        """Why a section has nothing to show: no control of the pack feeds it, or why the ones that do were not run."""
+        declared = [c for c in self.findings["controls"] if view in self.catalogue[c["control_id"]].report]
+        if not declared:
+            return f"No control of policy pack {self.run['policy']['name']} feeds this section (report view `{view}`)."
+        return "; ".join(f"{c['control_id']} {c['status'].replace('_', ' ')}" + (f": {c['message']}" if c["message"]
+                                                                                else "") for c in declared) + "."
+
+    def has_table(self, table: str, *columns: str) -> bool:
+        """Whether the export's views hold a table with these columns (the report's own reads of a table)."""
+        got = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                              "table_schema = 'main' AND table_name = ?", [table]).fetchall()}
+        return bool(got) and set(columns) <= got
+
+    def _names(self, table: str, key: str, name: str, alias: str) -> str:
+        """SQL: a key's display name from a table of the export, or no names when the table lacks them."""
+        if self.has_table(table, key, name):
+            return f"SELECT {ident(key)}, min({ident(name)}) AS {alias} FROM main.{ident(table)} GROUP BY 1"
+        return f"SELECT NULL::VARCHAR AS {ident(key)}, NULL::VARCHAR AS {alias} WHERE false"
+
+    def _labels(self, ids: list[str], otherwise: str) -> str:
+        """SQL CASE over `v.control_id`: each control's `label`, else `otherwise`."""
+        whens = " ".join(f"WHEN {sql_str(c)} THEN {sql_str(self.catalogue[c].label)}" for c in ids)
+        return f"CASE v.control_id {whens} ELSE {sql_str(otherwise)} END" if ids else sql_str(otherwise)
+
+    def _first_violation(self, ids: list[str]) -> str:
+        """SQL: record_id and the first control (pack order) among `ids` that flagged it."""
+        return f"""SELECT x.record_id, arg_min(x.control_id, c.ord) AS control_id
+                   FROM audit.violations x JOIN audit.controls c USING (control_id)
+                   WHERE x.control_id IN ({self._ids(ids)}) GROUP BY 1"""
+
+    @staticmethod
+    def _ids(ids: list[str]) -> str:
+        return ", ".join(sql_str(i) for i in ids) or "NULL"
+
+    def subject(self, control_id: str) -> str:
+        """What a control's population is, in words: its first required table."""
+        requires = self.catalogue[control_id].requires
+        return requires[0][0].replace("_", " ") if requires else control_id
+
     # -- retention ----------------------------------------------------------------------------
 
     def retention_controls(self) -> list[str]:
-        """Evaluated retention controls whose population has a trigger time and a due time."""
-        return [cid for cid in self.control_ids
-                if self.catalogue[cid].family == RETENTION_SUITE
-                and {"trigger_at", "due_at", "record_id"} <= set(self.columns(cid))]
+        """Evaluated controls that feed the age-against-limit charts (`report: [retention_age]`)."""
+        return self.feeding("retention_age")
 
     def _table_of(self, control_id: str) -> str:
         return self.catalogue[control_id].requires[0][0]
@@ -238,7 +304,7 @@ class AuditRun:
             WITH v AS (SELECT COALESCE(customer_id, '(no customer)') AS customer_id, table_name
                        FROM audit.violations WHERE control_id IN ({ids})),
             top AS (SELECT customer_id, count(*) AS total FROM v GROUP BY 1 ORDER BY total DESC, customer_id LIMIT ?),
-            names AS (SELECT customer_id, min(name) AS customer_name FROM main.customers GROUP BY 1)
+            names AS ({self._names('customers', 'customer_id', 'name', 'customer_name')})
             SELECT v.customer_id, n.customer_name, v.table_name, count(*) AS overdue, any_value(top.total) AS total
             FROM v JOIN top USING (customer_id) LEFT JOIN names n USING (customer_id)
             GROUP BY ALL ORDER BY total DESC, v.customer_id, v.table_name""", [top])
@@ -251,7 +317,7 @@ class AuditRun:
         in days, how many records have another limit, counts by state.
         """
         table = self._table_of(control_id)
-        pop = f"population.{ident(control_id)}"
+        pop = self.view(control_id, "retention_age")
         age = _days(self.T, "p.trigger_at")
         source = f"""
             SELECT {age} AS x,
@@ -274,9 +340,8 @@ class AuditRun:
                       "table": table}
 
     def days_overdue(self) -> pd.DataFrame:
-        """Days past due at the cutoff of every retention violation: quartiles by control."""
-        ids = ", ".join(sql_str(c) for c in self.control_ids if self.catalogue[c].family == RETENTION_SUITE
-                        and "due_at" in self.columns(c)) or "NULL"  # not RET-07: a minimum, never "overdue"
+        """Days past due at the cutoff of the violations of the controls that feed `overdue`: quartiles by control."""
+        ids = self._ids(self.feeding("overdue"))
         d = f"floor({_days(self.T, 'due_at')})"
         return self.df(f"""
             SELECT control_id, any_value(table_name) AS table_name, count(*) AS overdue,
@@ -285,27 +350,31 @@ class AuditRun:
             FROM audit.violations WHERE control_id IN ({ids}) AND due_at < {self.T}
             GROUP BY control_id ORDER BY control_id""")
 
-    def retention_overrides(self, control_id: str = "RET-01") -> pd.DataFrame:
+    def retention_overrides(self) -> pd.DataFrame:
         """Customers whose contract overrides the policy's retention period, with what it means at the cutoff."""
-        if not {"period_source", "period_days", "customer_id"} <= set(self.columns(control_id)):
+        ids = self.feeding("overrides")
+        if not ids:
             return pd.DataFrame(columns=["customer_id", "customer_name", "period_days", "held", "overdue"])
-        pop = f"population.{ident(control_id)}"
+        pops = " UNION ALL ".join(f"SELECT {sql_str(c)} AS control_id, * FROM {self.view(c, 'overrides')}"
+                                  for c in ids)
         df = self.df(f"""
-            WITH names AS (SELECT customer_id, min(name) AS customer_name FROM main.customers GROUP BY 1),
-            v AS (SELECT record_id FROM audit.violations WHERE control_id = ?)
+            WITH names AS ({self._names('customers', 'customer_id', 'name', 'customer_name')}),
+            v AS (SELECT DISTINCT control_id, record_id FROM audit.violations WHERE control_id IN ({self._ids(ids)}))
             SELECT p.customer_id, n.customer_name, p.period_days, count(*) AS held,
                    count(v.record_id) AS overdue,
                    count(*) FILTER (WHERE p.due_at < {self.T} AND v.record_id IS NULL) AS overdue_on_hold
-            FROM {pop} p LEFT JOIN names n USING (customer_id)
-            LEFT JOIN (SELECT DISTINCT record_id FROM v) v ON v.record_id = p.record_id
+            FROM ({pops}) p LEFT JOIN names n USING (customer_id)
+            LEFT JOIN v ON v.control_id = p.control_id AND v.record_id = p.record_id
             WHERE p.period_source = 'contract override'
-            GROUP BY ALL ORDER BY p.period_days, p.customer_id""", [control_id])
+            GROUP BY ALL ORDER BY p.period_days, p.customer_id""")
         return mask_frame(df)
 
     def legal_holds(self) -> pd.DataFrame:
         """Legal holds by table and reason: holds, active at the cutoff, overdue records they exempt."""
-        parts = [f"SELECT {sql_str(self._table_of(cid))} AS table_name, record_id FROM population.{ident(cid)} "
-                 f"WHERE due_at < {self.T}" for cid in self.retention_controls()]
+        if not self.has_table("legal_holds", "table_name", "record_id", "reason", "placed_at", "released_at"):
+            return pd.DataFrame(columns=["table_name", "reason", "holds", "active_at_cutoff"])
+        parts = [f"SELECT {sql_str(self._table_of(cid))} AS table_name, record_id "
+                 f"FROM {self.view(cid, 'retention_age')} WHERE due_at < {self.T}" for cid in self.retention_controls()]
         overdue = " UNION ".join(parts) or "SELECT NULL::VARCHAR AS table_name, NULL::VARCHAR AS record_id WHERE false"
         df = self.df(f"""
             WITH h AS (
@@ -323,8 +392,17 @@ class AuditRun:
 
     # -- processors and transfers -------------------------------------------------------------
 
+    def _transfer_tables(self) -> bool:
+        """Whether the processors section can read what it charts: controls that feed it, and their tables."""
+        return bool(self.feeding("transfer_coverage")) and self.has_table(
+            "data_transfers", "transfer_id", "processor_id", "transferred_at", "record_count") and self.has_table(
+            "processors", "processor_id", "name", "contract_signed_at", "contract_expires_at", "transfer_mechanism")
+
     def contract_timeline(self, top: int = 40) -> pd.DataFrame:
         """Processor contracts (signed, expires) beside their transfers up to the cutoff; the `top` busiest."""
+        if not self._transfer_tables():
+            return pd.DataFrame(columns=["processor_id", "name", "contract_signed_at", "contract_expires_at",
+                                         "mechanism", "transfers", "first_transfer", "last_transfer", "unregistered"])
         df = self.df(f"""
             WITH t AS (SELECT processor_id, count(*) AS transfers, min(transferred_at) AS first_transfer,
                               max(transferred_at) AS last_transfer
@@ -344,7 +422,7 @@ class AuditRun:
         return mask_frame(df)
 
     def transfers_by_month(self, processors: list[str] | None = None) -> pd.DataFrame:
-        """Transfers per processor and month, split by whether a contract covered them (PRC-01, PRC-02)."""
+        """Transfers per processor and month, labelled by the first `transfer_coverage` control that flagged them."""
         where = ""
         params: list = []
         if processors is not None:
@@ -352,67 +430,79 @@ class AuditRun:
                 return pd.DataFrame(columns=["processor_id", "month", "coverage", "transfers", "records"])
             where = f"AND t.processor_id IN ({', '.join('?' for _ in processors)})"
             params = list(processors)
+        if not self._transfer_tables():
+            return pd.DataFrame(columns=["processor_id", "month", "coverage", "transfers", "records"])
+        ids = self.feeding("transfer_coverage")
         return self.df(f"""
-            WITH v AS (SELECT record_id, min(control_id) AS control_id FROM audit.violations
-                       WHERE control_id IN ('PRC-01', 'PRC-02') GROUP BY 1),
+            WITH v AS ({self._first_violation(ids)}),
             t AS (SELECT COALESCE(t.processor_id, '(none)') AS processor_id,
                          date_trunc('month', t.transferred_at) AS month, t.record_count,
-                         CASE v.control_id WHEN 'PRC-01' THEN 'unregistered processor'
-                                           WHEN 'PRC-02' THEN 'outside its contract'
-                                           ELSE 'under contract' END AS coverage
+                         {self._labels(ids, 'under contract')} AS coverage
                   FROM main.data_transfers t LEFT JOIN v ON v.record_id = t.transfer_id
                   WHERE t.transferred_at <= {self.T} {where})
             SELECT processor_id, month, coverage, count(*) AS transfers, COALESCE(sum(record_count), 0) AS records
             FROM t GROUP BY ALL ORDER BY month, processor_id, coverage""", params)
 
-    def _transfer_validity(self) -> str:
-        """SQL: PRC-05's population with the validity of each transfer at its own date."""
-        adequate = literal(self.pack.value("PRC-05", "adequate_countries"))
+    def _validity_control(self) -> str | None:
+        """The control whose population the transfer-validity section reads, when it has its parameters."""
+        return next((cid for cid in self.feeding("transfer_validity")
+                     if all(_has_value(self.pack, cid, name) for name in TRANSFER_PARAMETERS)), None)
+
+    def _transfer_validity(self, control_id: str) -> str:
+        """SQL: a `transfer_validity` population with the validity of each transfer at its own date."""
+        adequate = literal(self.pack.value(control_id, "adequate_countries"))
+        records = ("LEFT JOIN (SELECT transfer_id, any_value(record_count) AS record_count FROM main.data_transfers "
+                   "GROUP BY 1) r ON r.transfer_id = p.transfer_id"
+                   if self.has_table("data_transfers", "transfer_id", "record_count")
+                   else "LEFT JOIN (SELECT NULL AS transfer_id, NULL::BIGINT AS record_count WHERE false) r "
+                        "ON r.transfer_id = p.transfer_id")
         return f"""
             SELECT p.*, COALESCE(p.mechanism, 'none') AS mech, r.record_count,
                    CASE WHEN v.record_id IS NOT NULL THEN 'not valid at transfer date'
                         WHEN p.destination_country IN {adequate} THEN 'adequate country, no mechanism needed'
                         ELSE 'valid mechanism at transfer date' END AS validity
-            FROM population."PRC-05" p
-            LEFT JOIN (SELECT DISTINCT record_id FROM audit.violations WHERE control_id = 'PRC-05') v
+            FROM {self.view(control_id, 'transfer_validity')} p
+            LEFT JOIN (SELECT DISTINCT record_id FROM audit.violations WHERE control_id = {sql_str(control_id)}) v
               ON v.record_id = p.transfer_id
-            LEFT JOIN (SELECT transfer_id, any_value(record_count) AS record_count
-                       FROM main.data_transfers GROUP BY 1) r ON r.transfer_id = p.transfer_id"""
+            {records}"""
 
     def transfers_by_mechanism(self) -> pd.DataFrame:
-        """EU transfers (PRC-05's population) by mechanism and validity at the transfer date."""
-        if not self.evaluated("PRC-05"):
+        """Transfers out of the source regions (a `transfer_validity` population) by mechanism and validity."""
+        cid = self._validity_control()
+        if cid is None:
             return pd.DataFrame(columns=["mechanism", "validity", "transfers", "records"])
         return self.df(f"""
             SELECT mech AS mechanism, validity, count(*) AS transfers, COALESCE(sum(record_count), 0) AS records
-            FROM ({self._transfer_validity()}) GROUP BY ALL ORDER BY mechanism, validity""")
+            FROM ({self._transfer_validity(cid)}) GROUP BY ALL ORDER BY mechanism, validity""")
 
     def transfers_by_quarter(self) -> pd.DataFrame:
-        """EU transfers by quarter and mechanism, with how many were not valid at their date."""
-        if not self.evaluated("PRC-05"):
+        """Transfers out of the source regions by quarter and mechanism, with how many were not valid at their date."""
+        cid = self._validity_control()
+        if cid is None:
             return pd.DataFrame(columns=["quarter", "mechanism", "transfers", "not_valid"])
         return self.df(f"""
             SELECT date_trunc('quarter', transferred_at) AS quarter, mech AS mechanism, count(*) AS transfers,
                    count(*) FILTER (WHERE validity = 'not valid at transfer date') AS not_valid
-            FROM ({self._transfer_validity()}) WHERE transferred_at IS NOT NULL
+            FROM ({self._transfer_validity(cid)}) WHERE transferred_at IS NOT NULL
             GROUP BY ALL ORDER BY quarter, mechanism""")
 
     def privacy_shield(self) -> dict:
         """Reliance on the EU-US Privacy Shield: transfers under it before and after its invalidation.
 
-        When PRC-05 was not evaluated (turned off, left out of the pack, or its
-        tables absent), `evaluated` is False and `why` says so: its parameters
-        may not even exist in the pack.
+        When no control feeds `transfer_validity` with its parameters (turned off,
+        left out of the pack, or its tables absent), `evaluated` is False and `why`
+        says so: those parameters may not even exist in the pack.
         """
-        if not self.evaluated("PRC-05"):
-            row = next((c for c in self.findings["controls"] if c["control_id"] == "PRC-05"), None)
-            why = (f"{row['status'].replace('_', ' ')}: {row['message']}" if row and row["message"]
-                   else "not part of this pack")
+        cid = self._validity_control()
+        if cid is None:
+            why = self.absent("transfer_validity")
+            if self.feeding("transfer_validity"):
+                why = f"the pack gives none of {', '.join(TRANSFER_PARAMETERS)} to its transfer_validity controls"
             return {"evaluated": False, "why": why}
-        mech = self.pack.value("PRC-05", "privacy_shield_mechanism")
-        until = self.pack.value("PRC-05", "privacy_shield_valid_until")
+        mech = self.pack.value(cid, "privacy_shield_mechanism")
+        until = self.pack.value(cid, "privacy_shield_valid_until")
         facts = {"evaluated": True, "mechanism": mech, "valid_until": until,
-                 "dpf_valid_from": self.pack.value("PRC-05", "dpf_valid_from"),
+                 "dpf_valid_from": self.pack.value(cid, "dpf_valid_from"),
                  "before": 0, "after": 0, "not_valid": 0, "records_not_valid": 0, "processors_not_valid": 0,
                  "last_not_valid": None}
         bad = "validity = 'not valid at transfer date'"
@@ -423,24 +513,26 @@ class AuditRun:
                    COALESCE(sum(record_count) FILTER (WHERE {bad}), 0),
                    count(DISTINCT processor_id) FILTER (WHERE {bad}),
                    CAST(max(transferred_at) FILTER (WHERE {bad}) AS DATE)
-            FROM ({self._transfer_validity()}) WHERE mech = ?""", [mech]).fetchone()
+            FROM ({self._transfer_validity(cid)}) WHERE mech = ?""", [mech]).fetchone()
         facts.update(before=int(row[0]), after=int(row[1]), not_valid=int(row[2]), records_not_valid=int(row[3]),
                      processors_not_valid=int(row[4]), last_not_valid=row[5])
         return facts
 
     def expiring_contracts(self) -> pd.DataFrame:
-        """Contracts that expire within PRC-06's window after the cutoff, with recent transfers."""
-        if not self.evaluated("PRC-06"):
+        """Contracts that expire within the window (`expiry_window_days`) after the cutoff, with recent transfers."""
+        ids = [c for c in self.feeding("expiring_contracts") if _has_value(self.pack, c, "expiry_window_days")]
+        if not ids:
             return pd.DataFrame(columns=["processor_id", "name", "contract_id", "expires", "days_left",
                                          "recent_transfers", "flagged"])
-        window = int(self.pack.value("PRC-06", "expiry_window_days"))
+        cid = ids[0]
+        window = int(self.pack.value(cid, "expiry_window_days"))
         df = self.df(f"""
-            WITH names AS (SELECT processor_id, min(name) AS name FROM main.processors GROUP BY 1),
-            v AS (SELECT DISTINCT record_id FROM audit.violations WHERE control_id = 'PRC-06')
+            WITH names AS ({self._names('processors', 'processor_id', 'name', 'name')}),
+            v AS (SELECT DISTINCT record_id FROM audit.violations WHERE control_id = {sql_str(cid)})
             SELECT p.processor_id, n.name, p.contract_id, CAST(p.contract_expires_at AS DATE) AS expires,
                    date_diff('day', {self.T}, p.contract_expires_at) AS days_left, p.recent_transfers,
                    v.record_id IS NOT NULL AS flagged
-            FROM population."PRC-06" p LEFT JOIN names n USING (processor_id)
+            FROM {self.view(cid, 'expiring_contracts')} p LEFT JOIN names n USING (processor_id)
             LEFT JOIN v ON v.record_id = p.processor_id
             WHERE p.contract_expires_at > {self.T} AND p.contract_expires_at <= {self.T} + {window} * INTERVAL 1 DAY
             ORDER BY p.contract_expires_at, p.processor_id""")
@@ -448,25 +540,38 @@ class AuditRun:
 
     # -- rights, complaints, marketing --------------------------------------------------------
 
-    def _response_source(self, control_id: str, answered: str) -> str:
+    def response_controls(self) -> list[str]:
+        """Evaluated controls that feed the response-time charts (`report: [response_time]`)."""
+        return self.feeding("response_time")
+
+    def _response_source(self, control_id: str, view: str) -> str:
+        answered = "answered_at"
         days = f"{_days(f'CASE WHEN {answered} <= {self.T} THEN {answered} ELSE {self.T} END', 'received_at')}"
+        extra = ", COALESCE(request_type, 'unknown') AS request_type" if view == "request_types" else ""
         return f"""
             SELECT {days} AS x,
                    CASE WHEN {answered} <= {self.T} AND {answered} <= due_at THEN 'answered in time'
                         WHEN {answered} <= {self.T} THEN 'answered late'
                         WHEN due_at >= {self.T} THEN 'open, not yet due'
-                        ELSE 'open, overdue' END AS state
-            FROM population.{ident(control_id)} WHERE received_at IS NOT NULL"""
+                        ELSE 'open, overdue' END AS state{extra}
+            FROM {self.view(control_id, view)} WHERE received_at IS NOT NULL"""
 
     def response_times(self, control_id: str, bins: int = 40) -> tuple[pd.DataFrame, dict]:
-        """Days to answer (or open so far) of DSR-01's requests or CMP-01's complaints, against the deadline."""
-        cols = set(self.columns(control_id))
-        answered = next((c for c in ("completed_at", "responded_at") if c in cols), None)
-        if answered is None or "received_at" not in cols:
+        """Days to answer (or open so far) of a `response_time` control's population, against the deadline.
+
+        The deadline is the control's `response_days` parameter, else the most common
+        time from receipt to due date in its population.
+        """
+        if control_id not in self.feeding("response_time"):
             return pd.DataFrame(columns=["bin_start", "bin_end", "state", "records"]), {"deadline_days": None}
-        source = self._response_source(control_id, answered)
+        source = self._response_source(control_id, "response_time")
         hist = self._histogram(source, bins, width_min=1)
-        deadline = int(self.pack.value(control_id, "response_days"))
+        if _has_value(self.pack, control_id, "response_days"):
+            deadline = int(self.pack.value(control_id, "response_days"))
+        else:
+            mode = self.con.execute(f"SELECT mode(round({_days('due_at', 'received_at')})) FROM "
+                                    f"{self.view(control_id, 'response_time')}").fetchone()[0]
+            deadline = None if mode is None else int(mode)
         stats = self.con.execute(f"SELECT count(*), median(x), quantile_cont(x, 0.9) FROM ({source})").fetchone()
         counts = hist.groupby("state")["records"].sum().to_dict() if not hist.empty else {}
         return hist, {"deadline_days": deadline, "total": int(stats[0]),
@@ -475,11 +580,11 @@ class AuditRun:
                       "by_state": {k: int(v) for k, v in counts.items()}}
 
     def requests_by_type(self) -> pd.DataFrame:
-        """Privacy requests by type: how many, answered late, open past the deadline, median days."""
-        if not {"request_type", "received_at", "completed_at", "due_at"} <= set(self.columns("DSR-01")):
+        """Requests by type (`request_types` controls): how many, answered late, open past the deadline, median days."""
+        ids = self.feeding("request_types")
+        if not ids:
             return pd.DataFrame(columns=["request_type", "requests", "late_or_overdue", "median_days"])
-        source = self._response_source("DSR-01", "completed_at").replace(
-            "SELECT ", "SELECT COALESCE(request_type, 'unknown') AS request_type, ", 1)
+        source = " UNION ALL ".join(self._response_source(c, "request_types") for c in ids)
         return self.df(f"""
             SELECT request_type, count(*) AS requests,
                    count(*) FILTER (WHERE state IN ('answered late', 'open, overdue')) AS late_or_overdue,
@@ -487,48 +592,53 @@ class AuditRun:
             FROM ({source}) GROUP BY 1 ORDER BY requests DESC, request_type""")
 
     def erasures_by_store(self) -> pd.DataFrame:
-        """Records covered by completed erasure requests (DSR-02's population), by store: erased or still held."""
-        if not self.evaluated("DSR-02"):
+        """Records covered by completed erasure requests (`erasure` populations), by store: erased or still held."""
+        ids = self.feeding("erasure")
+        if not ids:
             return pd.DataFrame(columns=["table_name", "covered", "still_held", "on_hold"])
+        pops = " UNION ALL ".join(f"SELECT {sql_str(c)} AS control_id, * FROM {self.view(c, 'erasure')}" for c in ids)
         return self.df(f"""
-            WITH v AS (SELECT DISTINCT table_name, record_id FROM audit.violations WHERE control_id = 'DSR-02')
+            WITH v AS (SELECT DISTINCT control_id, table_name, record_id FROM audit.violations
+                       WHERE control_id IN ({self._ids(ids)}))
             SELECT p.table_name, count(*) AS covered, count(v.record_id) AS still_held,
                    count(*) FILTER (WHERE v.record_id IS NULL
                                     AND (p.deleted_at IS NULL OR p.deleted_at > {self.T})
                                     AND (p.anonymized_at IS NULL OR p.anonymized_at > {self.T})) AS on_hold
-            FROM population."DSR-02" p
-            LEFT JOIN v ON v.table_name = p.table_name AND v.record_id = p.record_id
+            FROM ({pops}) p
+            LEFT JOIN v ON v.control_id = p.control_id AND v.table_name = p.table_name AND v.record_id = p.record_id
             GROUP BY 1 ORDER BY still_held DESC, p.table_name""")
 
     def consent_at_send(self) -> pd.DataFrame:
-        """Marketing e-mails by month and the recipient's consent state when each was sent (MKT-02, MKT-03)."""
-        if not self.evaluated("MKT-02"):
+        """Marketing e-mails by month, labelled by the first `consent_at_send` control that flagged each."""
+        ids = self.feeding("consent_at_send")
+        if not ids:
             return pd.DataFrame(columns=["month", "state", "emails"])
-        return self.df("""
-            WITH v AS (SELECT record_id, min(control_id) AS control_id FROM audit.violations
-                       WHERE control_id IN ('MKT-02', 'MKT-03') GROUP BY 1)
+        return self.df(f"""
+            WITH v AS ({self._first_violation(ids)})
             SELECT date_trunc('month', p.sent_at) AS month,
-                   CASE v.control_id WHEN 'MKT-02' THEN 'no consent or basis on record'
-                                     WHEN 'MKT-03' THEN 'sent after the recipient withdrew'
-                                     ELSE 'consent or basis in force' END AS state,
+                   {self._labels(ids, CONSENT_IN_FORCE)} AS state,
                    count(*) AS emails
-            FROM population."MKT-02" p LEFT JOIN v ON v.record_id = p.message_id
+            FROM {self.view(ids[0], 'consent_at_send')} p LEFT JOIN v ON v.record_id = p.message_id
             WHERE p.sent_at IS NOT NULL
             GROUP BY ALL ORDER BY month, state""")
 
     def marketing_by_campaign(self, top: int = 15) -> pd.DataFrame:
-        """Campaigns with e-mails sent, and how many broke MKT-01, MKT-02 or MKT-03."""
-        if not self.evaluated("MKT-01"):
-            return pd.DataFrame(columns=["campaign", "emails", "no_unsubscribe_link", "no_consent", "after_withdrawal"])
-        df = self.df("""
-            WITH v AS (SELECT control_id, record_id FROM audit.violations WHERE control_id LIKE 'MKT-%')
-            SELECT COALESCE(p.campaign, '(none)') AS campaign, count(DISTINCT p.message_id) AS emails,
-                   count(DISTINCT p.message_id) FILTER (WHERE v.control_id = 'MKT-01') AS no_unsubscribe_link,
-                   count(DISTINCT p.message_id) FILTER (WHERE v.control_id = 'MKT-02') AS no_consent,
-                   count(DISTINCT p.message_id) FILTER (WHERE v.control_id = 'MKT-03') AS after_withdrawal
-            FROM population."MKT-01" p LEFT JOIN v ON v.record_id = p.message_id
-            GROUP BY 1 ORDER BY no_consent + after_withdrawal + no_unsubscribe_link DESC, emails DESC LIMIT ?""",
-                     [top])
+        """Campaigns (a `campaigns` population) with e-mails sent, and how many each marketing control flagged.
+
+        One column per control that feeds `campaigns` or `consent_at_send`, named by its label.
+        """
+        base = self.feeding("campaigns")
+        if not base:
+            return pd.DataFrame(columns=["campaign", "emails"])
+        ids = list(dict.fromkeys(base + self.feeding("consent_at_send")))
+        counts = ",\n".join(f"count(DISTINCT p.message_id) FILTER (WHERE v.control_id = {sql_str(c)}) "
+                            f"AS {ident(self.catalogue[c].label)}" for c in ids)
+        total = " + ".join(ident(self.catalogue[c].label) for c in ids)
+        df = self.df(f"""
+            WITH v AS (SELECT control_id, record_id FROM audit.violations WHERE control_id IN ({self._ids(ids)}))
+            SELECT COALESCE(p.campaign, '(none)') AS campaign, count(DISTINCT p.message_id) AS emails, {counts}
+            FROM {self.view(base[0], 'campaigns')} p LEFT JOIN v ON v.record_id = p.message_id
+            GROUP BY 1 ORDER BY {total} DESC, emails DESC LIMIT ?""", [top])
         return mask_frame(df)
 
     # -- explorer helpers ---------------------------------------------------------------------

@@ -247,16 +247,21 @@ FAILED_COLUMNS = {"control_id": "control", "title": "commitment tested", "severi
 OVERDUE_COLUMNS = {"control_id": "control", "table_name": "table", "overdue": "overdue records",
                    "min": "min days", "median": "median days", "max": "max days"}
 OVERRIDE_COLUMNS = {"customer_id": "customer", "customer_name": "name", "period_days": "contract period (days)",
-                    "held": "communications held", "overdue": "overdue", "overdue_on_hold": "overdue, on hold"}
+                    "held": "records held", "overdue": "overdue", "overdue_on_hold": "overdue, on hold"}
 HOLD_COLUMNS = {"table_name": "table", "reason": "reason", "holds": "holds", "active_at_cutoff": "active at cutoff",
                 "overdue_records_exempted": "overdue records exempted", "first_placed": "first placed",
                 "last_released": "last released"}
 EXPIRING_COLUMNS = {"processor_id": "processor", "name": "name", "contract_id": "contract", "expires": "expires",
-                    "days_left": "days left", "recent_transfers": "recent transfers", "flagged": "flagged (PRC-06)"}
+                    "days_left": "days left", "recent_transfers": "recent transfers", "flagged": "flagged"}
 REQUEST_COLUMNS = {"request_type": "request type", "requests": "requests", "late_or_overdue": "late or overdue",
                    "median_days": "median days"}
-CAMPAIGN_COLUMNS = {"campaign": "campaign", "emails": "e-mails", "no_unsubscribe_link": "no unsubscribe link",
-                    "no_consent": "no consent on record", "after_withdrawal": "after withdrawal"}
+CAMPAIGN_COLUMNS = {"campaign": "campaign", "emails": "e-mails"}  # then one column per control, named by its label
+
+
+def campaigns(df: pd.DataFrame) -> Html:
+    """AuditRun.marketing_by_campaign: campaign and e-mails, then a column per marketing control, headed by its label."""
+    return table(df, {**CAMPAIGN_COLUMNS, **{c: c for c in df.columns if c not in CAMPAIGN_COLUMNS}},
+                 empty="No marketing e-mail sent.")
 
 
 def privacy_shield(facts: dict) -> Html:
@@ -284,7 +289,8 @@ def response_summary(facts: dict, what: str) -> Html:
     late, overdue = s.get("answered late", 0), s.get("open, overdue", 0)
     return paragraph(
         f"{facts['total']:,} {esc(what)}: median <b>{facts['median_days']:.1f} days</b>, 90th percentile "
-        f"{facts['p90_days']:.1f} days, against a deadline of {facts['deadline_days']} days. "
+        f"{facts['p90_days']:.1f} days" + (f", against a deadline of {facts['deadline_days']} days. "
+                                             if facts.get("deadline_days") is not None else ". ") +
         f"<b style=\"color:{'#c0392b' if late + overdue else '#2e8b57'}\">{late:,} answered late, "
         f"{overdue:,} still open past the deadline</b>.")
 
