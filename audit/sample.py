@@ -1371,3 +1371,32 @@ def generate(out: Path, rows: int = 3000, seed: int = 7, as_of: str = "2026-09-3
         "violations": per_control,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def pack_sample(pack: Path) -> tuple[Path, Path] | None:
+    """(export folder, truth file) a pack ships under sample/, or None: the default pack's sample is generated."""
+    export_dir, truth = Path(pack) / "sample" / "export", Path(pack) / "sample" / "truth.csv"
+    return (export_dir, truth) if export_dir.is_dir() and truth.is_file() else None
+
+
+def copy_sample(pack: Path, out: Path) -> dict:
+    """Copy the sample export a pack ships into `out` (absent or empty) and its truth file next to it.
+
+    A pack whose tables the generator does not know (any pack but the default)
+    carries a fixed sample with planted violations; copying it keeps the pack's
+    sample and truth exactly as the pack's own tests check them.
+    """
+    shipped = pack_sample(pack)
+    if shipped is None:
+        raise FileNotFoundError(f"{pack} ships no sample/export and sample/truth.csv")
+    source, truth = shipped
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder")
+    shutil.copytree(source, out, dirs_exist_ok=True)
+    tpath = truth_path(out)
+    shutil.copyfile(truth, tpath)
+    with open(tpath, newline="", encoding="utf-8") as fh:
+        violations = sum(1 for _ in csv.DictReader(fh))
+    return {"out": str(out), "truth": str(tpath), "violations": violations,
+            "files": sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())}

@@ -143,6 +143,36 @@ def test_a_bad_case_file_names_file_line_and_key(tmp_path):
     assert "line 3" in proc.stderr and "no_such_column" in proc.stderr
 
 
+def test_sample_pack_copies_the_packs_sample_and_truth(tmp_path):
+    out = tmp_path / "export"
+    proc = run_audit("sample", "--pack", "uk-retail", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    shipped = UK / "sample" / "export"
+    files = sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == files
+    assert all((out / f).read_bytes() == (shipped / f).read_bytes() for f in files)
+    assert (tmp_path / "export.truth.csv").read_bytes() == (UK / "sample" / "truth.csv").read_bytes()
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--pack", "uk-retail", "--rows", "500"], "--rows: pack uk-retail ships a fixed sample"),
+    (["--pack", "no-such-pack"], "no-such-pack: no pack.yaml there, and not a bundled pack"),
+])
+def test_sample_pack_refuses_what_it_cannot_do(tmp_path, args, why):
+    proc = run_audit("sample", *args, "--out", str(tmp_path / "export"))
+    assert proc.returncode == 2
+    assert why in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "export").exists() and not (tmp_path / "export.truth.csv").exists()
+
+
+def test_sample_pack_default_is_the_generator(tmp_path):
+    proc = run_audit("sample", "--pack", "default", "--rows", "200", "--out", str(tmp_path / "export"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "export" / "manifest.json").is_file() and (tmp_path / "export.truth.csv").is_file()
+    with open(tmp_path / "export.truth.csv", newline="", encoding="utf-8") as fh:
+        assert {r["control_id"] for r in csv.DictReader(fh)} == set(load_pack().controls)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m tests.test_pack_test --write")

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from audit import __version__
-from audit.errors import AuditError
+from audit.errors import AuditError, UsageError
 from audit.mask import for_terminal
 from audit.pack.controls import SEVERITIES
 
@@ -90,6 +90,9 @@ def check_options(fn):
                       help="Exit 1 when a violation of this severity or higher is found.")(fn)
     fn = click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
                       help="Run folder to write (replaced atomically).")(fn)
+    fn = click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                      help="Mapping from the export's files and columns to the pack's contract "
+                           "(default: the pack's mapping.yaml, if any).")(fn)
     fn = click.option("--policy", type=click.Path(exists=True, path_type=Path), default=None,
                       help="Policy pack folder (default: the bundled pack).")(fn)
     fn = click.option("--as-of", "as_of", default=None,
@@ -164,7 +167,7 @@ def memory_limit_option(ctx, param, value: str | None) -> str | None:
 @click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE", callback=memory_limit_option,
               help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
                    "what does not fit spills to disk.")
-def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, oscal, junit, write, memory_limit):
+def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, period, oscal, junit, write, memory_limit):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -179,7 +182,7 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, oscal, 
     targets = formats_to_write(exports, oscal, junit, write)
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
-                       ledger=recorded_in(ledger),
+                       ledger=recorded_in(ledger), mapping=mapping,
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
@@ -188,7 +191,8 @@ def check(exports, as_of, policy, out, fail_on, ledger, waivers, period, oscal, 
 @check_options
 @click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of report notebooks (default: the bundled audit/report/notebooks/).")
-def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, oscal, junit, write, notebooks):
+def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, period, oscal, junit, write,
+               notebooks):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -206,7 +210,7 @@ def run_report(exports, as_of, policy, out, fail_on, ledger, waivers, period, os
 
     targets = formats_to_write(exports, oscal, junit, write)
     out, as_of, label = plan_run(out, as_of, period, waivers, policy)
-    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers,
+    result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
                        after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label),
                        ledger=recorded_in(ledger),
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
@@ -271,17 +275,42 @@ def clauses(policy):
 @click.option("--as-of", "as_of", default="2026-09-30", show_default=True, help="Cutoff the planted violations are for.")
 @click.option("--format", "formats", type=click.Choice(["mixed", "parquet", "csv"]), default="mixed",
               show_default=True, help="File formats of the tables.")
-def sample(out, rows, seed, as_of, formats):
+@click.option("--pack", "pack_name", default=None, metavar="PACK",
+              help="A pack's own sample (its sample/export and sample/truth.csv), copied: a bundled pack's name "
+                   "or a pack folder (default: the default pack's generated sample).")
+@click.pass_context
+def sample(ctx, out, rows, seed, as_of, formats, pack_name):
     """Write a synthetic export with planted violations of every control, and its truth file.
+
+    The default pack's sample is generated (--rows, --seed, --as-of, --format);
+    a pack that ships its own sample (audit/packs/uk-retail) has it copied.
 
     Example:
 
         audit sample --out /tmp/export --rows 10000000 --format parquet
+        audit sample --pack uk-retail --out /tmp/uk-export
     """
-    from audit.sample import generate
+    from audit.pack.loader import DEFAULT_PACK
+    from audit.pack.tools import source_pack
+    from audit.sample import copy_sample, generate, pack_sample
 
     if out.exists() and any(out.iterdir()):
         raise click.BadParameter(f"{out} exists and is not empty", param_hint="--out")
+    pack = source_pack(pack_name)
+    if pack_sample(pack) is not None:
+        given = [flag for name, flag in (("rows", "--rows"), ("seed", "--seed"), ("as_of", "--as-of"),
+                                         ("formats", "--format"))
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise UsageError(f"{', '.join(given)}: pack {pack.name} ships a fixed sample; only the default "
+                             f"pack's sample is generated")
+        summary = copy_sample(pack, out)
+        say(f"wrote {out} ({len(summary['files'])} files) and {summary['truth']} "
+            f"({summary['violations']} violations) from pack {pack.name}")
+        return
+    if pack.resolve() != DEFAULT_PACK.resolve():
+        raise UsageError(f"{pack_name}: the pack ships no sample (sample/export and sample/truth.csv); only the "
+                         f"default pack's sample is generated")
     summary = generate(out, rows=rows, seed=seed, as_of=as_of, formats=formats)
     total = sum(summary.get("rows", {}).values()) if isinstance(summary.get("rows"), dict) else rows
     say(f"wrote {out} ({total} rows) and {out.parent / (out.name + '.truth.csv')}")
