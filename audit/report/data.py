@@ -495,7 +495,7 @@ class AuditRun:
         """
         cid = self._validity_control()
         if cid is None:
-            why = self.absent("transfer_validity")
+            why = self.absent("transfer_validity").rstrip(".")
             if self.feeding("transfer_validity"):
                 why = f"the pack gives none of {', '.join(TRANSFER_PARAMETERS)} to its transfer_validity controls"
             return {"evaluated": False, "why": why}
