@@ -21,6 +21,7 @@ import duckdb
 
 from audit import __version__, progress
 from audit.read import export
+from audit.read import mapping as mapfile
 from audit.outputs import run_folder
 from audit.evaluate import shared_tables
 from audit.errors import InputProblem, OutputError, UsageError, first_line
@@ -75,7 +76,7 @@ def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
     if missing_groups:
         names = " and ".join(" or ".join(g) for g in missing_groups)
         return "not_evaluated", f"table {names} missing from the export"
-    problems = [p for p in ex.problems if p.table in control.tables]
+    problems = ex.problems_of(control.tables)
     if problems:
         return "error", "; ".join(str(p) for p in problems)
     absent = sorted(t for t in control.tables if not ex.present(t))
@@ -86,7 +87,7 @@ def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
 def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy: str | Path | None = None,
           memory_limit: str | None = None, waivers: str | Path | None = None,
           after: Callable[[RunResult, Path], list[str]] | None = None, ledger: str | Path | None = None,
-          landed: Callable[[RunResult], None] | None = None) -> RunResult:
+          landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
@@ -100,6 +101,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     `ledger`: where `landed` records the run (refused inside the export or `out`).
     `landed(result)`: called once the folder is in place, under the lock that
     serialises swaps into `out`, so it records the run this process evaluated.
+    `mapping`: a mapping file from the export to the pack's contract (audit/read/mapping.py);
+    default: the pack's own mapping.yaml, if it has one.
     """
     started = dt.datetime.now(dt.timezone.utc)
     root = Path(exports)
@@ -111,12 +114,14 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         raise UsageError(str(exc)) from None
     pack = load_pack(policy)  # read, checked and compiled once per run
     catalogue = pack.catalogue
+    mapping_file = mapfile.find(pack.path, Path(mapping) if mapping else None)
+    mapped = mapfile.load_mapping(mapping_file, pack.contract) if mapping_file else None
     out = Path(out)
     run_folder.check_out(out, root, Path(ledger) if ledger else None)
     work = None
     try:
         work = run_folder.make_work(out)
-        result = _evaluate(root, t, pack, catalogue, work, memory_limit)
+        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped)
         if waivers:
             from audit.evaluate.waivers import apply as apply_waivers
 
@@ -151,19 +156,21 @@ def _why(exc: BaseException) -> str:
 
 
 def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
-              memory_limit: str | None) -> RunResult:
+              memory_limit: str | None, mapped: mapfile.Mapping | None = None) -> RunResult:
     with progress.run() as shown:
-        return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown)
+        return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown, mapped)
 
 
 def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
-                    memory_limit: str | None, shown: progress.Quiet) -> RunResult:
+                    memory_limit: str | None, shown: progress.Quiet, mapped: mapfile.Mapping | None) -> RunResult:
     spill = work / ".spill"
     con = export.connect(temp_dir=spill, memory_limit=memory_limit)
     copier = None
     try:
         shown.stage("loading export")
         found = export.discover(root, pack.contract)
+        if mapped is not None:
+            mapfile.apply(found, mapped)
         hashing = export.fingerprint_async(found)  # exactly the files this run reads
         # GX's import (~1.4 s of Python on one core) overlaps DuckDB's long work on the
         # other: parsing CSV/JSONL here, else the shared column copies started below.
@@ -172,7 +179,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             _import_gx_early()
         ex = export.load(found, con)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-        con.execute(scope_sql(t))
+        con.execute(scope_sql(t, pack.contract))
         results: list[ControlResult] = []
         planned = []
         for cid in pack.controls:
@@ -212,6 +219,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             "as_of": _iso(t.replace(tzinfo=dt.timezone.utc)),
             "exports": str(root.resolve()),
             "policy": {"name": pack.name, "path": str(Path(pack.path).resolve()), "sha256": pack.digest},
+            **({"mapping": mapped.record()} if mapped else {}),
             "tool_version": __version__,
             "input_fingerprint": hashing.result(),
             "manifest": ex.manifest,
@@ -232,7 +240,8 @@ def _share_columns(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue:
                    planned: list[tuple[str, str, dict]], t: dt.datetime) -> shared_tables.Copier:
     """Start copying the columns several planned controls read into DuckDB tables (audit/evaluate/shared_tables.py)."""
     readers = [(catalogue[cid].tables, sql, catalogue[cid].reads) for cid, sql, _ in planned]
-    readers.append((("legal_holds",), scope_sql(t), None))  # audit.active_holds
+    if ex.contract.holds:  # audit.active_holds
+        readers.append(((ex.contract.holds.table,), scope_sql(t, ex.contract), None))
     limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     size = shared_tables.memory_bytes(limit)
     budget = int(size * shared_tables.MEMORY_SHARE) if size else None
@@ -301,7 +310,8 @@ def write_violation_tables(result: RunResult) -> None:
 
 def _row_counts(con: duckdb.DuckDBPyConnection, ex: export.Export) -> dict[str, int]:
     counts = {}
-    for name in sorted(ex.sources):
+    # Tables as the controls and the explorer see them: a file a mapping reads counts under the contract's name.
+    for name in sorted({n for n in ex.sources if ex.present(n) or n not in ex.contract.tables} | set(ex.mapped)):
         if name in ex.bad_tables:
             continue
         try:

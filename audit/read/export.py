@@ -36,6 +36,7 @@ from audit.pack import contract as schema
 from audit.errors import InputProblem, UsageError
 from audit.errors import first_line as _first_line
 from audit.mask import bad_value, scrub
+from audit.read import mapping as mapfile
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 BOOL_TRUE = ("true", "1", "yes", "t", "y")
@@ -80,16 +81,36 @@ class Export:
     manifest_file: tuple[str, str] | None = None  # (relative, real path) once read
     row_counts: dict[str, int] = field(default_factory=dict)  # filled by row_count()
     refused: set[str] = field(default_factory=set)  # tables with a problem before reading: not read
+    # Set by mapfile.apply: reading options by file table, and contract table -> (entry, its file tables).
+    mapping: mapfile.Mapping | None = None
+    options: dict[str, mapfile.ReadOptions] = field(default_factory=dict)
+    mapped: dict[str, tuple[mapfile.Entry, list[str]]] = field(default_factory=dict)
+
+    @property
+    def consumed(self) -> set[str]:
+        """File tables a mapping entry reads: not also read as the contract table of their own name."""
+        return {n for _, names in self.mapped.values() for n in names}
 
     @property
     def bad_tables(self) -> set[str]:
-        return {p.table for p in self.problems if p.table}
+        bad = {p.table for p in self.problems if p.table}
+        return bad | {t for t, (_, names) in self.mapped.items() if bad & set(names)}
 
     def present(self, table: str) -> bool:
-        return table in self.sources
+        if table in self.mapped:
+            return True
+        return table in self.sources and table not in self.consumed
 
     def label(self, table: str) -> str:
+        if table in self.mapped:
+            entry, names = self.mapped[table]
+            return ", ".join(self.sources[n].label(self.root) for n in names) or f"{self.mapping.label} {entry.key}.sql"
         return self.sources[table].label(self.root)
+
+    def problems_of(self, tables) -> list[InputProblem]:
+        """The problems of these contract tables, those of the files a mapping reads for them included."""
+        names = set(tables) | {n for t in tables if t in self.mapped for n in self.mapped[t][1]}
+        return [p for p in self.problems if p.table in names]
 
     @property
     def has_text_files(self) -> bool:
@@ -416,24 +437,29 @@ def file_sql(con: duckdb.DuckDBPyConnection, path: str | Path) -> str:
     return sql_str(link)
 
 
-def _reader(src: Source, links: list[str]) -> str:
+def _reader(src: Source, links: list[str], opts: mapfile.ReadOptions = mapfile.DEFAULT) -> str:
     if src.format == "parquet":
         return f"read_parquet({sql_str(links[0])})"
     if src.format == "parquet_dir":
         files = "[" + ", ".join(sql_str(p) for p in links) + "]"
         return f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
     if src.format == "csv":
-        return (f"read_csv({sql_str(links[0])}, header = true, delim = ',', quote = '\"', escape = '\"', "
-                f"all_varchar = true, encoding = 'utf-8', auto_detect = false, columns = {{COLUMNS}})")
+        nulls = f", nullstr = [{', '.join(sql_str(n) for n in opts.null)}]" if opts.null else ""
+        return (f"read_csv({sql_str(links[0])}, header = {str(opts.header).lower()}, delim = {sql_str(opts.delimiter)}, "
+                f"quote = {sql_str(opts.quote)}, escape = {sql_str(opts.quote)}, all_varchar = true, "
+                f"encoding = {sql_str(opts.encoding)}, auto_detect = false, columns = {{COLUMNS}}{nulls})")
     return f"read_json({sql_str(links[0])}, format = 'newline_delimited', columns = {{COLUMNS}})"
 
 
-def _csv_header(path: str) -> list[str]:
+def _csv_header(path: str, opts: mapfile.ReadOptions = mapfile.DEFAULT) -> list[str]:
+    """The column names of a CSV file: its first row, or column0, column1... for a file without a header row."""
     import csv
 
     # utf-8-sig: a byte-order mark must not become part of the first column's name.
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return [h.strip() for h in next(csv.reader(fh), [])]
+    encoding = "utf-8-sig" if opts.encoding == "utf-8" else opts.encoding
+    with open(path, newline="", encoding=encoding) as fh:
+        first = next(csv.reader(fh, delimiter=opts.delimiter, quotechar=opts.quote), [])
+    return [h.strip() for h in first] if opts.header else [f"column{i}" for i in range(len(first))]
 
 
 def _nested(raw_type: str) -> str | None:
@@ -447,11 +473,12 @@ def _nested(raw_type: str) -> str | None:
     return "LIST" if t.endswith("]") else "JSON" if t == "JSON" else None
 
 
-def _raw_relation(con: duckdb.DuckDBPyConnection, src: Source, links: list[str]) -> str:
+def _raw_relation(con: duckdb.DuckDBPyConnection, src: Source, links: list[str],
+                  opts: mapfile.ReadOptions = mapfile.DEFAULT) -> str:
     """The FROM expression that reads `src`: CSV columns as VARCHAR, JSONL keys as VARCHAR or JSON."""
-    reader = _reader(src, links)
+    reader = _reader(src, links, opts)
     if src.format == "csv":
-        header = _csv_header(src.files[0][1])
+        header = _csv_header(links[0], opts)
         if not header:
             raise ValueError("empty file, no header row")
         cols = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
@@ -492,8 +519,9 @@ _NESTED_WHY = "an object or array, not a single value"
 _TS_RANGE_WHY = "an infinite or out-of-range timestamp (years 1 to 9999)"
 
 
-def _typed_expr(raw: str, raw_type: str, ltype: str) -> tuple[str, list[_Check], str | None]:
-    """(typed expression, bad-value checks, wrong-type reason or None)."""
+def _typed_expr(raw: str, raw_type: str, ltype: str,
+                opts: mapfile.ReadOptions = mapfile.DEFAULT) -> tuple[str, list[_Check], str | None]:
+    """(typed expression, bad-value checks, wrong-type reason or None); text read as a mapping's `opts` say."""
     t = raw_type.upper()
     nested = _nested(t)
     checks = []
@@ -516,6 +544,13 @@ def _typed_expr(raw: str, raw_type: str, ltype: str) -> tuple[str, list[_Check],
     if ltype == schema.TS:
         if t.startswith("TIMESTAMP") or t == "DATE":
             return f"CAST({raw} AS TIMESTAMP)", [_Check(_out_of_range(raw, t), _TS_RANGE_WHY, probe=True)], None
+        if is_text and opts.time_formats:
+            formats = opts.time_formats
+            text = f"NULLIF(trim({raw}), '')"
+            ts = f"CAST(try_strptime({text}, [{', '.join(sql_str(f) for f in formats)}]) AS TIMESTAMP)"
+            expr = f"CASE WHEN {ts} BETWEEN TIMESTAMP '{TS_MIN}' AND TIMESTAMP '{TS_MAX}' THEN {ts} END"
+            why = f"not a date or time in the format {' or '.join(formats)}"
+            return expr, checks + [_Check(f"{blank} AND {expr} IS NULL", why)], None
         if is_text:
             # ISO 8601 begins with a digit: DuckDB's words ('epoch', 'infinity',
             # '-infinity', 'inf') are refused, and so are years past 9999.
@@ -528,7 +563,8 @@ def _typed_expr(raw: str, raw_type: str, ltype: str) -> tuple[str, list[_Check],
     if ltype in (schema.INT, schema.DEC):
         target = schema.DUCKDB_TYPE[ltype]
         if is_text:
-            expr = f"TRY_CAST(NULLIF(trim({raw}), '') AS {target})"
+            text = f"trim({raw})" if opts.decimal_separator == "." else f"replace(trim({raw}), ',', '.')"
+            expr = f"TRY_CAST(NULLIF({text}, '') AS {target})"
             return expr, checks + [_Check(f"{blank} AND {expr} IS NULL", _WHY[ltype])], None
         if any(k in t for k in ("INT", "DECIMAL", "DOUBLE", "FLOAT", "REAL", "NUMERIC", "HUGEINT")):
             # NaN and infinities do not cast to BIGINT or DECIMAL: bad values.
@@ -575,16 +611,20 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     broken = {p.table for p in export.problems if p.table}
     farm = _LinkFarm(con)
+    consumed = export.consumed
     for name, src in export.sources.items():
         label = src.label(export.root)
-        contract = export.contract.tables.get(name)
-        view = name if _NAME_OK.match(name) else None
+        # A file a mapping reads, or one whose contract table a mapping fills from other files, is not that table.
+        typed_by_name = name not in consumed and name not in export.mapped
+        contract = export.contract.tables.get(name) if typed_by_name else None
+        view = name if _NAME_OK.match(name) and name not in export.contract.tables else None
         if name in broken:  # two files for one table, or a file that cannot be read: read none
             if contract:
                 con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             continue
         try:
-            relation = _raw_relation(con, src, farm.links(src))
+            opts = export.options.get(name, mapfile.DEFAULT)
+            relation = _raw_relation(con, src, _utf8(farm, src, opts) or farm.links(src), opts)
             con.execute(f"CREATE OR REPLACE VIEW raw.{ident(name)} AS SELECT * FROM {relation}")
             described = con.execute(f"DESCRIBE SELECT * FROM raw.{ident(name)}").fetchall()
         except (duckdb.Error, OSError, ValueError, UnicodeDecodeError) as exc:
@@ -596,14 +636,68 @@ def attach(con: duckdb.DuckDBPyConnection, export: Export, materialize_text: boo
             if view:
                 con.execute(f"CREATE OR REPLACE VIEW main.{view} AS SELECT * FROM raw.{ident(name)}")
             continue
-        _typed_view(con, export, name, contract, described, label, src, materialize_text, farm)
+        _typed_view(con, export, name, contract, described, label, src.format in ("csv", "jsonl") and
+                    materialize_text, farm, f"raw.{ident(name)}", opts)
+    if export.mapped:
+        _mapped_views(con, export, materialize_text, farm)
     for name, contract in export.contract.tables.items():
-        if name not in export.sources:
+        if not export.present(name):
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
     return export
 
 
-def _typed_view(con, export, name, contract, described, label, src, materialize_text, farm):
+def _utf8(farm: _LinkFarm, src: Source, opts: mapfile.ReadOptions) -> list[str] | None:
+    """UTF-8 copies of a text table's files in the private folder, for an encoding DuckDB cannot read; else None."""
+    if src.format not in ("csv", "jsonl") or opts.encoding == "utf-8" or (
+            src.format == "csv" and opts.encoding in mapfile.NATIVE_ENCODINGS):
+        return None
+    return [mapfile.utf8_copy(real, opts.encoding, farm.root, os.path.splitext(rel)[1]) for rel, real in src.files]
+
+
+def _mapped_views(con, export: Export, materialize_text: bool, farm: _LinkFarm) -> None:
+    """The contract tables a mapping fills: `mapped.<table>` renames the columns of its files or view, then typed as any table.
+
+    A view's SQL (checked by mapfile.sql_problem) runs once: it is materialized
+    with the typed table, so every control reads the same rows.
+    """
+    con.execute("CREATE SCHEMA IF NOT EXISTS mapped")
+    broken = export.bad_tables
+    for name, (entry, names) in export.mapped.items():
+        contract = export.contract.tables[name]
+        label = export.label(name)
+        if name in broken:
+            con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
+            continue
+        source = entry.sql or " UNION ALL BY NAME ".join(f"SELECT * FROM raw.{ident(n)}" for n in names)
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM ({source})").fetchall()
+        except duckdb.Error as exc:
+            export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({farm.explain(exc)})"))
+            con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
+            continue
+        found = {n.strip().lower(): n for n, *_ in described}
+        renamed, dropped = [], set()
+        for col, export_col in entry.columns.items():
+            orig = found.get(export_col.strip().lower())
+            if orig is None:
+                export.problems.append(InputProblem(name, label, export_col, None,
+                                                    f"no such column (the mapping's {entry.key}.columns.{col})"))
+                continue
+            renamed.append(f"{ident(orig)} AS {ident(col)}")
+            dropped |= {orig} | ({found[col]} if col in found else set())
+        rest = f"* EXCLUDE ({', '.join(ident(d) for d in sorted(dropped))})" if dropped else "*"
+        if len(dropped) == len(described):
+            rest = ""
+        select = ", ".join(x for x in renamed + [rest] if x)
+        con.execute(f"CREATE OR REPLACE VIEW mapped.{ident(name)} AS SELECT {select} FROM ({source})")
+        described = con.execute(f"DESCRIBE SELECT * FROM mapped.{ident(name)}").fetchall()
+        text = entry.sql is not None or any(export.sources[n].format in ("csv", "jsonl") for n in names)
+        _typed_view(con, export, name, contract, described, label, text and materialize_text, farm,
+                    f"mapped.{ident(name)}", entry.options)
+
+
+def _typed_view(con, export, name, contract, described, label, materialize, farm, rel, opts):
+    """main.<name>: the contract's columns typed from `rel` (raw.<file table> or mapped.<table>); bad values recorded."""
     raw_cols = {}
     for col_name, col_type, *_ in described:
         raw_cols.setdefault(col_name.strip().lower(), (col_name, col_type))
@@ -615,16 +709,16 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
                 export.problems.append(InputProblem(name, label, col.name, None, "key column missing"))
             continue
         raw_name, raw_type = raw_cols[col.name]
-        expr, col_checks, wrong = _typed_expr(ident(raw_name), raw_type, col.type)
+        expr, col_checks, wrong = _typed_expr(ident(raw_name), raw_type, col.type, opts)
         if wrong:
-            sample = _sample(con, name, raw_name)
+            sample = _sample(con, rel, raw_name)
             export.problems.append(InputProblem(name, label, col.name, bad_value(col.pii, sample), wrong))
         checks += [(col, raw_name, c) for c in col_checks]
         selects.append(f"{expr} AS {col.name}")
     known = {c.name for c in contract.all_columns}
     extras = [f"{ident(orig)} AS {ident(low)}" for low, (orig, _) in raw_cols.items() if low not in known]
     select_sql = ", ".join(selects + extras)
-    materialize = materialize_text and src.format in ("csv", "jsonl")
+    typed = rel.split(".")[0] + "." + ident(name + "__typed")
     if materialize:
         # One parse: typed columns, plus, on rows with a value that does not parse,
         # the list of (column, reason, raw value) triples for the error message.
@@ -638,8 +732,7 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
         else:
             flag = "CAST(NULL AS STRUCT(c VARCHAR, w VARCHAR, v VARCHAR)[])"
         try:
-            con.execute(f"CREATE OR REPLACE TABLE raw.{ident(name + '__typed')} AS "
-                        f"SELECT {select_sql}, {flag} AS __bad FROM raw.{ident(name)}")
+            con.execute(f"CREATE OR REPLACE TABLE {typed} AS SELECT {select_sql}, {flag} AS __bad FROM {rel}")
         except duckdb.Error as exc:
             export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({farm.explain(exc)})"))
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
@@ -647,18 +740,17 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
         if checks:
             rows = con.execute(
                 f"SELECT b.c, b.w, min(b.v), count(*) FROM (SELECT unnest(__bad) AS b "
-                f"FROM raw.{ident(name + '__typed')} WHERE __bad IS NOT NULL) GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+                f"FROM {typed} WHERE __bad IS NOT NULL) GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
             _record_bad(export, name, contract, label, rows)
-        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * EXCLUDE (__bad) "
-                    f"FROM raw.{ident(name + '__typed')}")
+        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * EXCLUDE (__bad) FROM {typed}")
     else:
         try:
-            checks = _probed(con, name, checks)
+            checks = _probed(con, rel, checks)
             if checks:
                 aggs = ", ".join(
                     f"count(*) FILTER (WHERE {c.bad}), min(CAST({ident(rn)} AS VARCHAR)) FILTER (WHERE {c.bad})"
                     for _, rn, c in checks)
-                vals = con.execute(f"SELECT {aggs} FROM raw.{ident(name)}").fetchone()
+                vals = con.execute(f"SELECT {aggs} FROM {rel}").fetchone()
                 rows = [(col.name, c.why, vals[2 * i + 1], vals[2 * i])
                         for i, (col, _, c) in enumerate(checks) if vals[2 * i]]
                 _record_bad(export, name, contract, label, rows)
@@ -666,10 +758,10 @@ def _typed_view(con, export, name, contract, described, label, src, materialize_
             export.problems.append(InputProblem(name, label, None, None, f"cannot be read ({farm.explain(exc)})"))
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {empty_view_sql(contract)}")
             return
-        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT {select_sql} FROM raw.{ident(name)}")
+        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT {select_sql} FROM {rel}")
 
 
-def _probed(con, name: str, checks: list) -> list:
+def _probed(con, rel: str, checks: list) -> list:
     """The checks worth a scan: every check but the probes, and the probes that find a row.
 
     All probes of a table run in one query, each `LIMIT 1`; over Parquet whose
@@ -678,7 +770,7 @@ def _probed(con, name: str, checks: list) -> list:
     probes = [i for i, (_, _, c) in enumerate(checks) if c.probe]
     if not probes:
         return checks
-    union = " UNION ALL ".join(f"(SELECT {i} FROM raw.{ident(name)} WHERE {checks[i][2].bad} LIMIT 1)"
+    union = " UNION ALL ".join(f"(SELECT {i} FROM {rel} WHERE {checks[i][2].bad} LIMIT 1)"
                                for i in probes)
     hits = {r[0] for r in con.execute(union).fetchall()}
     return [chk for i, chk in enumerate(checks) if not chk[2].probe or i in hits]
@@ -692,9 +784,9 @@ def _record_bad(export, name, contract, label, rows):
             InputProblem(name, label, column, bad_value(col.pii, value), why + suffix))
 
 
-def _sample(con, name: str, raw_name: str) -> str | None:
+def _sample(con, rel: str, raw_name: str) -> str | None:
     try:
-        row = con.execute(f"SELECT CAST({ident(raw_name)} AS VARCHAR) FROM raw.{ident(name)} "
+        row = con.execute(f"SELECT CAST({ident(raw_name)} AS VARCHAR) FROM {rel} "
                           f"WHERE {ident(raw_name)} IS NOT NULL LIMIT 1").fetchone()
         return row[0] if row else None
     except duckdb.Error:
@@ -750,10 +842,14 @@ def row_count(con: duckdb.DuckDBPyConnection, export: Export, table: str) -> int
     return export.row_counts[table]
 
 
-def load(root: Path | Export, con: duckdb.DuckDBPyConnection, contract: schema.Contract | None = None) -> Export:
-    """Discover an export under a pack's contract and attach it (or attach one already discovered): the entry point."""
+def load(root: Path | Export, con: duckdb.DuckDBPyConnection, contract: schema.Contract | None = None,
+         mapping: mapfile.Mapping | None = None) -> Export:
+    """Discover an export under a pack's contract (and a mapping) and attach it, or attach one already discovered."""
     if not isinstance(root, Export) and contract is None:
         raise TypeError("load(path, con, contract): a path is read under a pack's contract")
-    export = attach(con, root if isinstance(root, Export) else discover(root, contract))
+    found = root if isinstance(root, Export) else discover(root, contract)
+    if mapping is not None:
+        mapfile.apply(found, mapping)
+    export = attach(con, found)
     export.problems.sort(key=lambda p: (p.file, p.column or ""))
     return export
