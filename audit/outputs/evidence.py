@@ -96,6 +96,18 @@ def _pack(run: dict) -> tuple[dict[str, Path], dict, object]:
     return files, {"name": policy.get("name"), "path": str(path), "sha256": pack.digest}, pack
 
 
+def _mapping(run: dict) -> dict[str, Path]:
+    """The run's mapping file (findings.json run.mapping) as `mapping/<name>`; refused if it changed since the run."""
+    recorded = run.get("mapping")
+    if not recorded:
+        return {}
+    path = Path(recorded["path"])
+    if not path.is_file() or _sha256_file(path)[0] != recorded.get("sha256"):
+        raise UsageError(f"{path}: the run's mapping is not there any more or changed since the run; "
+                         f"nothing was written")
+    return {"mapping/" + path.name: path}
+
+
 def _export(run: dict, pack) -> dict:
     """The export's files with SHA-256 and size, and the row count of each table, checked against the run."""
     from audit.read import export
@@ -190,6 +202,7 @@ def build(run_dir: str | Path, out: str | Path, ledger: str | Path | None = None
     waiver_files, waiver_facts = _waivers(run)
     files.update(pack_files)
     files.update(waiver_files)
+    files.update(_mapping(run))
     facts = {"evidence/export.json": _export(run, pack), "evidence/pack.json": pack_facts,
              "evidence/versions.json": _versions()}
     if waiver_facts:
