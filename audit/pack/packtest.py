@@ -167,7 +167,7 @@ def run_case(pack: Pack, case: Case) -> Outcome:
             if status is not None:
                 return Outcome(case, error=f"{status}: {message}")
             con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-            con.execute(scope_sql(t))
+            con.execute(scope_sql(t, pack.contract))
             materialize.run(con.execute, lambda q: con.execute(q).fetchone(), render(control, pack, t),
                             "case_violations", "case_evaluated")
             got = {str(r[0]) for r in con.execute("SELECT DISTINCT CAST(record_id AS VARCHAR) FROM case_violations")

@@ -62,9 +62,9 @@ def bind_controls(pack: Pack, controls: list[Control]) -> list[PolicyError]:
             export.load(Path(empty), con, pack.contract)
             con.execute("CREATE SCHEMA IF NOT EXISTS audit")
             try:
-                con.execute(scope_sql(CHECK_CUTOFF))
-            except duckdb.Error as exc:  # the engine's shared views read the contract's legal_holds
-                return [PolicyError(pack.path.as_posix() + "/contract.yaml", "tables.legal_holds",
+                con.execute(scope_sql(CHECK_CUTOFF, pack.contract))
+            except duckdb.Error as exc:  # the engine's shared views read the contract's holds role
+                return [PolicyError(pack.path.as_posix() + "/contract.yaml", "holds",
                                     f"the engine's scope views cannot be built: {first_line(exc)}")]
             for control in controls:
                 errors += _check_control(con, pack, control)

@@ -18,21 +18,30 @@ reads:
   visitors: [anonymized_at, customer_id, deleted_at, email, first_seen_at, visitor_id]
 */
 WITH population AS (
-  SELECT 'accounts' AS table_name, a.account_id AS record_id, a.customer_id, a.anonymized_at,
-         regexp_matches(a.email, {{ patterns.email }}) AS has_email,
-         regexp_matches(a.phone, {{ patterns.phone }}) AS has_phone
-  FROM accounts a
-  WHERE a.created_at <= {{ T }}
-    AND a.anonymized_at <= {{ T }}
-    AND (a.deleted_at IS NULL OR a.deleted_at > {{ T }})
+  -- Every table of the contract whose records can be anonymized (an `anonymized`
+  -- column) and that holds e-mail addresses or phone numbers (`pii: email|phone`):
+  -- a table a pack adds to its contract is covered without changing this file.
+{%- for t in contract.anonymizable if t.key and (t.columns_of('email') or t.columns_of('phone')) %}
+{%- if not loop.first %}
   UNION ALL
-  SELECT 'visitors' AS table_name, v.visitor_id AS record_id, v.customer_id, v.anonymized_at,
-         regexp_matches(v.email, {{ patterns.email }}) AS has_email,
-         false AS has_phone
-  FROM visitors v
-  WHERE v.first_seen_at <= {{ T }}
-    AND v.anonymized_at <= {{ T }}
-    AND (v.deleted_at IS NULL OR v.deleted_at > {{ T }})
+{%- endif %}
+  SELECT '{{ t.name }}' AS table_name, x.{{ t.key }} AS record_id,
+         {{ 'x.customer_id' if 'customer_id' in t.column_names else 'CAST(NULL AS VARCHAR)' }} AS customer_id,
+         x.{{ t.anonymized }} AS anonymized_at,
+         {% for c in t.columns_of('email') %}{{ '(' if loop.first }}regexp_matches(x.{{ c }}, {{ patterns.email }}){{ ')' if loop.last else ' OR ' }}{% else %}false{% endfor %} AS has_email,
+         {% for c in t.columns_of('phone') %}{{ '(' if loop.first }}regexp_matches(x.{{ c }}, {{ patterns.phone }}){{ ')' if loop.last else ' OR ' }}{% else %}false{% endfor %} AS has_phone
+  FROM {{ t.name }} x
+  WHERE x.{{ t.anonymized }} <= {{ T }}
+{%- if t.created %}
+    AND x.{{ t.created }} <= {{ T }}
+{%- endif %}
+{%- if t.deleted %}
+    AND (x.{{ t.deleted }} IS NULL OR x.{{ t.deleted }} > {{ T }})
+{%- endif %}
+{%- else %}
+  SELECT CAST(NULL AS VARCHAR) AS table_name, CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS VARCHAR) AS customer_id,
+         CAST(NULL AS TIMESTAMP) AS anonymized_at, false AS has_email, false AS has_phone WHERE false
+{%- endfor %}
 )
 SELECT p.table_name, p.record_id, p.customer_id, p.anonymized_at AS event_at, CAST(NULL AS TIMESTAMP) AS due_at,
        'anonymized ' || CAST(CAST(p.anonymized_at AS DATE) AS VARCHAR) || ' but '
