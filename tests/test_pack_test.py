@@ -173,6 +173,92 @@ def test_sample_pack_default_is_the_generator(tmp_path):
         assert {r["control_id"] for r in csv.DictReader(fh)} == set(load_pack().controls)
 
 
+LOYALTY = """
+  loyalty_cards:
+    description: A table the default contract does not know, with its own lifecycle column names.
+    key: card_id
+    created: issued_on
+    personal: true
+    deleted: removed_on
+    anonymized: anonymised_on
+    subject: [email]
+    columns:
+      card_id: {type: id}
+      customer_id: {type: id}
+      email: {type: text, pii: email}
+      issued_on: {type: timestamp}
+      removed_on: {type: timestamp, optional: true}
+      anonymised_on: {type: timestamp, optional: true}
+"""
+
+CROSS_CUTTING_CASES = {
+    "ANO-02": """
+- name: a table the pack adds
+  as_of: 2026-09-30
+  tables:
+    accounts: [{account_id: A1, customer_id: CU1, email: ann@example.com, created_at: 2025-01-01}]
+    loyalty_cards:
+      - {card_id: L-PII, email: ann@example.com, issued_on: 2025-01-01, anonymised_on: 2026-01-01}
+      - {card_id: L-CLEAN, email: anon-1, issued_on: 2025-01-01, anonymised_on: 2026-01-01}
+      - {card_id: L-REMOVED, email: bob@example.com, issued_on: 2025-01-01, anonymised_on: 2026-01-01,
+         removed_on: 2026-02-01}
+      - {card_id: L-LATER, email: eve@example.com, issued_on: 2025-01-01, anonymised_on: 2026-10-05}
+  flag: [L-PII]
+  pass: [A1, L-CLEAN, L-REMOVED, L-LATER]
+""",
+    "RET-02": """
+- name: holds under the contract's own column names
+  as_of: 2026-09-30
+  tables:
+    survey_responses:
+      - {response_id: S-HELD, submitted_at: 2024-01-01}
+      - {response_id: S-RELEASED, submitted_at: 2024-01-01}
+      - {response_id: S-OLD, submitted_at: 2024-01-01}
+    legal_holds:
+      - {hold_id: H1, table_name: survey_responses, record_id: S-HELD, held_from: 2026-01-01}
+      - {hold_id: H2, table_name: survey_responses, record_id: S-RELEASED, held_from: 2026-01-01,
+         held_until: 2026-09-01}
+  flag: [S-RELEASED, S-OLD]
+  pass: [S-HELD]
+""",
+}
+
+
+def test_cross_cutting_controls_follow_the_contract(tmp_path):
+    """A table the pack adds is covered by ANO-02, and `on hold` reads the contract's holds role, no control changed."""
+    pack = tmp_path / "pack"
+    shutil.copytree(PACKS / "default", pack, ignore=shutil.ignore_patterns("tests"))
+    contract = pack / "contract.yaml"
+    text = contract.read_text(encoding="utf-8").replace("placed_at", "held_from").replace("released_at", "held_until")
+    contract.write_text(text.replace("\ntables:\n", "\nholds: {table: legal_holds, placed: held_from, "
+                                                    "released: held_until}\ntables:\n" + LOYALTY.lstrip("\n"), 1),
+                        encoding="utf-8")
+    (pack / "tests").mkdir()
+    for cid, case in CROSS_CUTTING_CASES.items():
+        (pack / "tests" / f"{cid}.yaml").write_text(case.lstrip(), encoding="utf-8")
+    proc = run_audit("pack", "test", str(pack))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "ANO-02: 1 cases, 1 passed, 0 failed" in proc.stdout and "RET-02: 1 cases, 1 passed, 0 failed" in proc.stdout
+
+
+@pytest.mark.parametrize("edit, key, why", [
+    ("    personal: true\n    subject: [account_id, email]", "tables.accounts.deleted", "'gone_on' is not a column"),
+    ("tables:\n", "holds.placed", "'held_from' is not a column of legal_holds"),
+])
+def test_contract_roles_are_checked(tmp_path, edit, key, why):
+    pack = tmp_path / "pack"
+    shutil.copytree(PACKS / "default", pack, ignore=shutil.ignore_patterns("tests"))
+    contract = pack / "contract.yaml"
+    added = "\n    deleted: gone_on" if key.startswith("tables") else "holds: {placed: held_from}\n"
+    text = contract.read_text(encoding="utf-8")
+    assert edit in text
+    contract.write_text(text.replace(edit, edit + added if key.startswith("tables") else added + edit, 1),
+                        encoding="utf-8")
+    proc = run_audit("pack", "check", str(pack))
+    assert proc.returncode == 2
+    assert f"contract.yaml, line" in proc.stderr and f"key {key}: {why}" in proc.stderr, proc.stderr
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m tests.test_pack_test --write")
