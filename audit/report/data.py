@@ -740,7 +740,7 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
     try:
         ex = export.load(source, con, pack.contract)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-        con.execute(scope_sql(t))
+        con.execute(scope_sql(t, pack.contract))
         _attach_findings(con, run_dir, findings, catalogue)
         columns = _attach_populations(con, findings, pack, catalogue, t)
     except BaseException:
