@@ -20,7 +20,7 @@ def con():
     con = export.connect()
     export.load(SAMPLE, con, load_pack().contract)
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-    con.execute(scope_sql(cutoff("2026-09-30")))
+    con.execute(scope_sql(cutoff("2026-09-30"), load_pack().contract))
     con.execute("CREATE SCHEMA violations")
     yield con
     con.close()

@@ -17,7 +17,7 @@ CATALOGUE = load_pack().catalogue
 def _wanted(t):
     pack = load_pack(None)
     readers = [(CATALOGUE[c].tables, render(CATALOGUE[c], pack, t), CATALOGUE[c].reads) for c in pack.controls]
-    readers.append((("legal_holds",), scope_sql(t), None))
+    readers.append((("legal_holds",), scope_sql(t, pack.contract), None))
     return shared_tables.columns_read(readers, load_pack().contract)
 
 
@@ -113,7 +113,7 @@ def test_engine_budget_follows_duckdb_memory_limit(boundary_parquet_run, monkeyp
         ex = export.load(boundary_parquet_run["export"], con, load_pack().contract)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
         t = cutoff(AS_OF)
-        con.execute(scope_sql(t))
+        con.execute(scope_sql(t, ex.contract))
         pack = load_pack(None)
         planned = [(c, render(CATALOGUE[c], pack, t), {}) for c in pack.controls]
         copier = engine._share_columns(con, ex, CATALOGUE, planned, t)

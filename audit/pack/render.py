@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from jinja2 import nodes
 
-from audit.pack.contract import DEFAULT_HOLDS, Contract, Holds
-
 if TYPE_CHECKING:
+    from audit.pack.contract import Contract
     from audit.pack.controls import Control
     from audit.pack.loader import Pack
 
@@ -178,11 +177,9 @@ def population_sql(sql: str, select: str = "count(*) AS population") -> str:
     raise ValueError("control SQL has no main SELECT")
 
 
-def scope_sql(t: dt.datetime, contract: Contract | None = None) -> str:
+def scope_sql(t: dt.datetime, contract: Contract) -> str:
     """The shared definitions of the catalogue's words (`on hold` at T), as DuckDB views.
 
-    `on hold` reads the contract's legal-holds role (`holds:`); without a
-    contract, the default role (the table `legal_holds`, its default columns).
+    `on hold` reads the contract's legal-holds role (`holds:`, audit/pack/contract.py).
     """
-    holds = contract.holds if contract is not None else Holds(**DEFAULT_HOLDS)
-    return compiled(SCOPE_SQL.read_text(encoding="utf-8")).render(T=literal(t), holds=holds)
+    return compiled(SCOPE_SQL.read_text(encoding="utf-8")).render(T=literal(t), holds=contract.holds)
