@@ -206,6 +206,22 @@ CROSS_CUTTING_CASES = {
   flag: [L-PII]
   pass: [A1, L-CLEAN, L-REMOVED, L-LATER]
 """,
+    "DSR-02": """
+- name: erasure proven in a table the pack adds
+  as_of: 2026-09-30
+  tables:
+    privacy_requests:
+      - {request_id: R-DEL, subject_email: ' Ann@Example.com', request_type: delete, received_at: 2026-03-01,
+         completed_at: 2026-03-10, status: completed}
+    accounts: [{account_id: A1, customer_id: CU1, email: zed@example.com, created_at: 2025-01-01}]
+    loyalty_cards:
+      - {card_id: L-KEPT, email: ann@example.com, issued_on: 2025-01-01}
+      - {card_id: L-REMOVED, email: ann@example.com, issued_on: 2025-01-01, removed_on: 2026-03-05}
+      - {card_id: L-AFTER, email: ann@example.com, issued_on: 2026-04-01}
+      - {card_id: L-OTHER, email: bob@example.com, issued_on: 2025-01-01}
+  flag: [L-KEPT]
+  pass: [A1, L-REMOVED, L-AFTER, L-OTHER]
+""",
     "RET-02": """
 - name: holds under the contract's own column names
   as_of: 2026-09-30
@@ -225,7 +241,7 @@ CROSS_CUTTING_CASES = {
 
 
 def test_cross_cutting_controls_follow_the_contract(tmp_path):
-    """A table the pack adds is covered by ANO-02, and `on hold` reads the contract's holds role, no control changed."""
+    """A table the pack adds is covered by ANO-02 and DSR-02, and `on hold` reads the holds role; no control changed."""
     pack = tmp_path / "pack"
     shutil.copytree(PACKS / "default", pack, ignore=shutil.ignore_patterns("tests"))
     contract = pack / "contract.yaml"
@@ -238,7 +254,8 @@ def test_cross_cutting_controls_follow_the_contract(tmp_path):
         (pack / "tests" / f"{cid}.yaml").write_text(case.lstrip(), encoding="utf-8")
     proc = run_audit("pack", "test", str(pack))
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert "ANO-02: 1 cases, 1 passed, 0 failed" in proc.stdout and "RET-02: 1 cases, 1 passed, 0 failed" in proc.stdout
+    for cid in CROSS_CUTTING_CASES:
+        assert f"{cid}: 1 cases, 1 passed, 0 failed" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("edit, key, why", [

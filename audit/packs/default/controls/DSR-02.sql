@@ -35,37 +35,31 @@ WITH requests AS (
     AND r.completed_at <= {{ T }}
 ),
 matches AS (
-  SELECT 'accounts' AS table_name, a.account_id AS record_id, a.customer_id, a.created_at AS created_at,
-         a.deleted_at, a.anonymized_at, r.request_id, r.completed_at, 'account_id' AS matched_on
-  FROM accounts a JOIN requests r ON a.account_id = r.account_id
+  -- Every personal table of the contract, on each of its `subject` columns that a request
+  -- names: an identifier the request carries (account_id, visitor_id), or an e-mail
+  -- column (`pii: email`) against the request's e-mail. A table a pack adds is covered;
+  -- one without a creation time counts its records as existing before the request.
+  SELECT CAST(NULL AS VARCHAR) AS table_name, CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS VARCHAR) AS customer_id,
+         CAST(NULL AS TIMESTAMP) AS created_at, CAST(NULL AS TIMESTAMP) AS deleted_at,
+         CAST(NULL AS TIMESTAMP) AS anonymized_at, CAST(NULL AS VARCHAR) AS request_id,
+         CAST(NULL AS TIMESTAMP) AS completed_at, CAST(NULL AS VARCHAR) AS matched_on
+  WHERE false
+{%- for t in contract.personal if t.key %}
+{%- for c in t.subject if c in ['account_id', 'visitor_id'] or c in t.columns_of('email') %}
   UNION ALL
-  SELECT 'accounts', a.account_id, a.customer_id, a.created_at, a.deleted_at, a.anonymized_at,
-         r.request_id, r.completed_at, 'e-mail address'
-  FROM accounts a JOIN requests r ON lower(trim(a.email)) = r.email
-  UNION ALL
-  SELECT 'visitors', v.visitor_id, v.customer_id, v.first_seen_at, v.deleted_at, v.anonymized_at,
-         r.request_id, r.completed_at, 'visitor_id'
-  FROM visitors v JOIN requests r ON v.visitor_id = r.visitor_id
-  UNION ALL
-  SELECT 'visitors', v.visitor_id, v.customer_id, v.first_seen_at, v.deleted_at, v.anonymized_at,
-         r.request_id, r.completed_at, 'e-mail address'
-  FROM visitors v JOIN requests r ON lower(trim(v.email)) = r.email
-  UNION ALL
-  SELECT 'communications', c.comm_id, c.customer_id, c.created_at, c.deleted_at, c.anonymized_at,
-         r.request_id, r.completed_at, 'visitor_id'
-  FROM communications c JOIN requests r ON c.visitor_id = r.visitor_id
-  UNION ALL
-  SELECT 'survey_responses', s.response_id, s.customer_id, s.submitted_at, s.deleted_at, s.anonymized_at,
-         r.request_id, r.completed_at, 'visitor_id'
-  FROM survey_responses s JOIN requests r ON s.visitor_id = r.visitor_id
-  UNION ALL
-  SELECT 'technical_logs', l.log_id, l.customer_id, l.logged_at, l.deleted_at, l.anonymized_at,
-         r.request_id, r.completed_at, 'account_id'
-  FROM technical_logs l JOIN requests r ON l.account_id = r.account_id
-  UNION ALL
-  SELECT 'technical_logs', l.log_id, l.customer_id, l.logged_at, l.deleted_at, l.anonymized_at,
-         r.request_id, r.completed_at, 'visitor_id'
-  FROM technical_logs l JOIN requests r ON l.visitor_id = r.visitor_id
+  SELECT '{{ t.name }}' AS table_name, x.{{ t.key }} AS record_id,
+         {{ 'x.customer_id' if 'customer_id' in t.column_names else 'CAST(NULL AS VARCHAR)' }} AS customer_id,
+         {{ 'x.' ~ t.created if t.created else 'r.completed_at' }} AS created_at,
+         x.{{ t.deleted }} AS deleted_at, x.{{ t.anonymized }} AS anonymized_at, r.request_id, r.completed_at,
+{%- if c in t.columns_of('email') %}
+         'e-mail address' AS matched_on
+  FROM {{ t.name }} x JOIN requests r ON lower(trim(x.{{ c }})) = r.email
+{%- else %}
+         '{{ c }}' AS matched_on
+  FROM {{ t.name }} x JOIN requests r ON x.{{ c }} = r.{{ c }}
+{%- endif %}
+{%- endfor %}
+{%- endfor %}
 ),
 population AS (
   -- One row per record: a record that several requests cover is named once, after the
