@@ -90,11 +90,12 @@ def test_stale_reads_are_named_with_the_command_that_fixes_them(pack):
 
 
 def test_a_population_declaration_that_disagrees_with_the_cte(pack):
-    path = pack / "controls" / "RET-01.sql"
-    edit(path, "  period_source: ", "  source_of_period: ")
+    # SEC-02 feeds no report view, so only the binding can notice (a view's columns are checked at load).
+    path = pack / "controls" / "SEC-02.sql"
+    edit(path, "  isolated: ", "  is_isolated: ")
     errors = check_pack(pack)[1]
     assert [(e.file, e.key, e.line) for e in errors] == [(path.as_posix(), "population", line_of(path, "population:"))]
-    assert "undeclared: period_source" in str(errors[0]) and "not exposed: source_of_period" in str(errors[0])
+    assert "undeclared: isolated" in str(errors[0]) and "not exposed: is_isolated" in str(errors[0])
 
 
 def test_a_control_that_returns_other_columns(pack):
