@@ -70,8 +70,9 @@ IPV6_RUN_RE = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*+:[0-9A-Fa-f:.]*+")
 # A run of digits (any script) and the separators of written phone numbers,
 # with PHONE_MIN_DIGITS digits at least.
 PHONE_RUN_RE = re.compile(
-    rf"(?<![\d+(])[+(]?\d(?:[ ().\-/]*+\d){{{PHONE_MIN_DIGITS - 1}}}[\d ().\-/]*+")
+    rf"(?<![\d+(A-Za-z])[+(]?\d(?:[ ().\-/]*+\d){{{PHONE_MIN_DIGITS - 1}}}[\d ().\-/]*+")
 _RUN_TAIL_RE = re.compile(r"[ ().\-/]++$")
+_GROUPED_RE = re.compile(r"\d[ ().\-/]++\d")  # a separator between two digits: written as a phone number
 _ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2})?")
 _DIGIT_RE = re.compile(r"\d")
 
@@ -192,11 +193,12 @@ def _glued(text: str, start: int, end: int, core: str) -> bool:
 def _phone_spans(before: str, core: str, after: str) -> tuple[tuple[int, int], ...]:
     """Where libphonenumber finds numbers in `core` (offsets into `core`).
 
-    Digits written as a phone number (grouped: `555-123-4567`) need only be
-    possible numbers, so made-up and unassigned ones are masked too; bare digits
-    (`1500000`, an id's serial) must be valid ones, or every count would be a phone.
+    Digits written as a phone number (grouped: a separator between digits,
+    `555-123-4567`) need only be possible numbers, so made-up and unassigned ones
+    are masked too; bare digits (`1500000`, `(1234567 rows)`, an id's serial) must
+    be valid ones, or every count would be a phone.
     """
-    grouped = not core.lstrip("+").isdigit()
+    grouped = _GROUPED_RE.search(core) is not None
     leniency = phonenumbers.Leniency.POSSIBLE if grouped else phonenumbers.Leniency.VALID
     found = phonenumbers.PhoneNumberMatcher(before + core + after, PHONE_REGION, leniency=leniency)
     n = len(before)

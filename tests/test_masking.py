@@ -38,6 +38,8 @@ def test_personal_data_in_free_text_is_masked_readably(value, masked):
 @pytest.mark.parametrize("text", [
     "created 2020-01-01, due 2022-01-01 (730 days, policy default), 1733 days overdue; not deleted or anonymized",
     "at 2026-09-30 23:59:59 after 44.0 days", "key INV-000123 appears 2 times", "12:30:00", "v1.2.3", "ACC-0001",
+    # counts in the tool's own messages: a path ending in a digit, then a parenthesised count
+    "wrote benchmarks/data/parquet-1e7 (10000097 rows)", "not a number (1234567 rows)",
 ])
 def test_dates_counts_and_plain_ids_are_left_alone(text):
     assert mask.scrub(text) == text
