@@ -12,7 +12,7 @@ AS_OF  := 2026-09-30
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,spark]'
 	# Byte-compile the package now: with PYTHONDONTWRITEBYTECODE set, every run would compile it again.
 	$(BIN)/python -m compileall -q audit >/dev/null
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Audit workbench" >/dev/null

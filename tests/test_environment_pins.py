@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 def pins_from_pyproject() -> dict[str, str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    deps = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]
+    deps = data["project"]["dependencies"] + [d for extra in data["project"]["optional-dependencies"].values() for d in extra]
     return dict(_split(d) for d in deps)
 
 
