@@ -82,3 +82,12 @@ class WaiverError(AuditError):
         self.file, self.line, self.why = file, line, why
         where = f"{file}, line {line}" if line else file
         super().__init__(f"{where}: {why}")
+
+
+class AttestationError(AuditError):
+    """An attestations file that cannot be used; names the file, the line and the key."""
+
+    def __init__(self, file: str, key: str | None, why: str, line: int | None = None):
+        self.file, self.key, self.why, self.line = file, key, why, line
+        where = f"{file}, line {line}" if line else file
+        super().__init__(f"{where}: key {key}: {why}" if key else f"{where}: {why}")
