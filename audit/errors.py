@@ -91,3 +91,12 @@ class AttestationError(AuditError):
         self.file, self.key, self.why, self.line = file, key, why, line
         where = f"{file}, line {line}" if line else file
         super().__init__(f"{where}: key {key}: {why}" if key else f"{where}: {why}")
+
+
+class RunMismatch(AuditError):
+    """A run folder that is not the run asked for, or cannot be read as one: other parameters, a changed
+    export, a run.duckdb missing (a run of an earlier version) or of another run than findings.json."""
+
+    def __init__(self, run_dir: str, why: str):
+        self.run_dir, self.why = run_dir, why
+        super().__init__(f"{run_dir}: {why}")
