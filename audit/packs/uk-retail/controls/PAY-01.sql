@@ -55,9 +55,9 @@ cards AS (
   WHERE length(r.run) BETWEEN 13 AND 19
     -- Luhn: from the right, every second digit doubled (minus 9 when above 9); the sum ends in 0
     AND list_sum(list_transform(range(length(r.run)), lambda i:
-          CASE WHEN i % 2 = 0 THEN CAST(r.run[length(r.run) - i] AS INTEGER)
-               ELSE CAST(r.run[length(r.run) - i] AS INTEGER) * 2
-                    - CASE WHEN CAST(r.run[length(r.run) - i] AS INTEGER) > 4 THEN 9 ELSE 0 END END)) % 10 = 0
+          CASE WHEN i % 2 = 0 THEN CAST(substring(r.run, length(r.run) - i, 1) AS INTEGER)
+               ELSE CAST(substring(r.run, length(r.run) - i, 1) AS INTEGER) * 2
+                    - CASE WHEN CAST(substring(r.run, length(r.run) - i, 1) AS INTEGER) > 4 THEN 9 ELSE 0 END END)) % 10 = 0
 )
 SELECT k.table_name, k.record_id, CAST(NULL AS VARCHAR) AS customer_id,
        CAST(NULL AS TIMESTAMP) AS event_at, CAST(NULL AS TIMESTAMP) AS due_at,

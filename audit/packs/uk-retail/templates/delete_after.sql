@@ -11,7 +11,7 @@ WITH population AS (
   SELECT t.{{ t_.key }} AS record_id,
          {% if customer != 'none' %}t.{{ customer }}{% else %}CAST(NULL AS VARCHAR){% endif %} AS customer_id,
          t.{{ trigger }} AS trigger_at,
-         t.{{ trigger }} + {{ period_years }} * INTERVAL 1 YEAR + {{ period_days }} * INTERVAL 1 DAY AS due_at
+         t.{{ trigger }} + ({{ period_years }} * INTERVAL 1 YEAR) + ({{ period_days }} * INTERVAL 1 DAY) AS due_at
   FROM {{ table }} t
   WHERE t.{{ t_.created }} <= {{ T }}
     AND t.{{ trigger }} <= {{ T }}

@@ -22,7 +22,7 @@ WITH population AS (
 )
 SELECT '{{ table }}' AS table_name, p.record_id, p.customer_id, p.trigger_at AS event_at, p.due_at,
        '{{ word }} ' || CAST(CAST(p.trigger_at AS DATE) AS VARCHAR) || ', kept until the financial year ending '
-         || CAST(CAST(p.due_at - {{ retention_years }} * INTERVAL 1 YEAR - INTERVAL 1 DAY AS DATE) AS VARCHAR)
+         || CAST(CAST(p.due_at - ({{ retention_years }} * INTERVAL 1 YEAR) - (INTERVAL 1 DAY) AS DATE) AS VARCHAR)
          || ' plus {{ retention_years }} years, due ' || CAST(CAST(p.due_at AS DATE) AS VARCHAR) || ', '
          || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR) || ' days overdue; not deleted' AS detail
 FROM population p

