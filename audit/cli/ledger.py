@@ -34,8 +34,8 @@ def ledger_option(fn):
 
 
 def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | None = None,
-             policy: Path | None = None) -> tuple[Path, str | None, str | None]:
-    """(run folder, as_of, period label) for a check; validates the waivers file first (fails fast)."""
+             policy: Path | None = None, attestations: Path | None = None) -> tuple[Path, str | None, str | None]:
+    """(run folder, as_of, period label) for a check; validates the waivers and attestations files first (fails fast)."""
     label = None
     if period:
         from audit.pack.render import cutoff
@@ -53,6 +53,11 @@ def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | N
         from audit.evaluate.waivers import load
 
         load(waivers, set(load_pack(policy).controls))
+    if attestations:
+        from audit.pack.loader import load_pack
+        from audit.evaluate.attestations import check_file
+
+        check_file(attestations, load_pack(policy))
     return out, as_of, label
 
 
@@ -61,11 +66,13 @@ def recorded_in(ledger: Path | None) -> Path | None:
     return None if not ledger or str(ledger) in NO_LEDGER else Path(ledger)
 
 
-def record_run(result, ledger: Path | None, period: str | None = None) -> None:
+def record_run(result, ledger: Path | None, period: str | None = None, index: bool = False) -> None:
     """Record a landed run in the ledger; a failure is kept as an error of the run (exit 2).
 
     The engine calls this as its `landed` hook, under the lock beside the run
     folder, and the ledger checks that the folder holds this result's run.
+    `index` (`audit run`): then update the index across periods beside the
+    ledger when the run folder is in the ledger's folder (audit/report/index.py).
     """
     if recorded_in(ledger) is None or result.out is None:
         return
@@ -75,6 +82,15 @@ def record_run(result, ledger: Path | None, period: str | None = None) -> None:
         record(ledger, result.out, period=period, run_id=result.run["run_id"])
     except LedgerError as exc:
         result.after_errors.append(str(exc))
+        return
+    if index:
+        from audit.errors import AuditError
+        from audit.report.index import update_beside
+
+        try:
+            update_beside(Path(ledger), Path(result.out))
+        except AuditError as exc:
+            result.after_errors.append(str(exc))
 
 
 # --------------------------------------------------------------------------- ledger

@@ -82,6 +82,8 @@ def check_options(fn):
                       help="Also write OSCAL assessment-results JSON.")(fn)
     fn = click.option("--period", "period", type=click.Choice(["monthly", "quarterly"]), default=None,
                       help="Audit the last complete period (as of --as-of, else now) into --out/<period>.")(fn)
+    fn = click.option("--attestations", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="Attestations file (attestations.yaml): the manual checks of clauses no control tests.")(fn)
     fn = click.option("--waivers", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       help="Waivers file (waivers.yaml): accepted risks, reported as waived.")(fn)
     fn = click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default="audit-ledger.duckdb",
@@ -167,7 +169,8 @@ def memory_limit_option(ctx, param, value: str | None) -> str | None:
 @click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE", callback=memory_limit_option,
               help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
                    "what does not fit spills to disk.")
-def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, period, oscal, junit, write, memory_limit):
+def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit, write,
+          memory_limit):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -180,9 +183,9 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, period
     from audit.outputs.writers import write_landed
 
     targets = formats_to_write(exports, oscal, junit, write)
-    out, as_of, label = plan_run(out, as_of, period, waivers, policy)
+    out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
-                       ledger=recorded_in(ledger), mapping=mapping,
+                       ledger=recorded_in(ledger), mapping=mapping, attestations=attestations,
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
@@ -191,8 +194,8 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, period
 @check_options
 @click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of report notebooks (default: the bundled audit/report/notebooks/).")
-def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, period, oscal, junit, write,
-               notebooks):
+def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit,
+               write, notebooks):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -209,8 +212,9 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, p
     from audit.outputs.writers import write_landed
 
     targets = formats_to_write(exports, oscal, junit, write)
-    out, as_of, label = plan_run(out, as_of, period, waivers, policy)
+    out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
+                       attestations=attestations,
                        after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label),
                        ledger=recorded_in(ledger),
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))

@@ -87,7 +87,8 @@ def plan_status(control: Control, ex: export.Export) -> tuple[str | None, str]:
 def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy: str | Path | None = None,
           memory_limit: str | None = None, waivers: str | Path | None = None,
           after: Callable[[RunResult, Path], list[str]] | None = None, ledger: str | Path | None = None,
-          landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None) -> RunResult:
+          landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None,
+          attestations: str | Path | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
@@ -103,6 +104,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     serialises swaps into `out`, so it records the run this process evaluated.
     `mapping`: a mapping file from the export to the pack's contract (audit/read/mapping.py);
     default: the pack's own mapping.yaml, if it has one.
+    `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
     """
     started = dt.datetime.now(dt.timezone.utc)
     root = Path(exports)
@@ -126,6 +128,10 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
             from audit.evaluate.waivers import apply as apply_waivers
 
             apply_waivers(result, Path(waivers))
+        if attestations:
+            from audit.evaluate.attestations import apply as apply_attestations
+
+            apply_attestations(result, Path(attestations), pack)
         result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)),
                           warnings=cutoff_warnings(as_of, t, result.run.get("manifest")))
         try:

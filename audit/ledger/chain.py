@@ -22,9 +22,18 @@ ensure_ascii=False)` encoded as UTF-8, where `doc` is
 population}, ...] by control_id, "waivers": [{waiver_id, control_id, approver,
 expires, state, waived}, ...] by waiver_id, "violations": [[control_id,
 table_name, record_id, waiver_id], ...]}` with violations sorted by control_id,
-table_name, record_id, waiver_id (code-point order, nulls last). Values are
-text, integers or null. Violations are hashed as a stream, so a run with
-millions of them needs no more memory than a batch.
+table_name, record_id, waiver_id (code-point order, nulls last), and, only for
+a run that recorded attestations (audit/evaluate/attestations.py),
+`"attestations": [{clause_id, result, reviewer, date, expires, state}, ...]` by
+clause_id and date (a ledger written before attestations existed hashes as it
+did). Values are text, integers or null. Violations are hashed as a stream, so
+a run with millions of them needs no more memory than a batch.
+
+Sign-offs (`audit signoff`, audit/ledger/signoff.py) are records of the same
+chain: `signoffs` rows share the sequence numbers of runs, each with its own
+`prev_hash`, `content_hash` (SHA-256 of `{"signoff": {every column except the
+three hashes}}` in the same canonical JSON) and `record_hash`; `verify()` walks
+runs and sign-offs together in sequence order.
 
 Concurrency: every access takes a file lock on `<ledger>.lock`; a run is
 written in one DuckDB transaction, so a crash leaves either the whole run or
@@ -62,6 +71,10 @@ HASH_COLUMNS = ("prev_hash", "content_hash", "record_hash")
 CONTROL_COLUMNS = ("position", "control_id", "severity", "status", "violations", "waived", "population")
 WAIVER_COLUMNS = ("waiver_id", "control_id", "approver", "expires", "state", "waived")
 KEY_COLUMNS = ("control_id", "table_name", "record_id", "waiver_id")
+ATTESTATION_COLUMNS = ("clause_id", "result", "reviewer", "date", "expires", "state")
+SIGNOFF_COLUMNS = ("seq", "run_seq", "run_id", "signed_by", "opinion", "signed_at", "signoff_sha256", "recorded_at")
+# Tables added after the first ledgers: a ledger opened read-only may not have them yet.
+LATER_TABLES = ("attestations", "signoffs")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {p}runs (
@@ -77,6 +90,13 @@ CREATE TABLE IF NOT EXISTS {p}waivers (
     state VARCHAR, waived BIGINT);
 CREATE TABLE IF NOT EXISTS {p}violations (
     seq BIGINT NOT NULL, control_id VARCHAR, table_name VARCHAR, record_id VARCHAR, waiver_id VARCHAR);
+CREATE TABLE IF NOT EXISTS {p}attestations (
+    seq BIGINT NOT NULL, clause_id VARCHAR NOT NULL, result VARCHAR, reviewer VARCHAR, date VARCHAR,
+    expires VARCHAR, state VARCHAR);
+CREATE TABLE IF NOT EXISTS {p}signoffs (
+    seq BIGINT NOT NULL, run_seq BIGINT, run_id VARCHAR NOT NULL, signed_by VARCHAR, opinion VARCHAR,
+    signed_at VARCHAR, signoff_sha256 VARCHAR, recorded_at VARCHAR,
+    prev_hash VARCHAR, content_hash VARCHAR, record_hash VARCHAR);
 """
 
 
@@ -164,14 +184,28 @@ def _dumps(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, table: str, database: str | None = None) -> bool:
+    """Whether a table is there (LATER_TABLES may be missing from a ledger opened read-only); default database:
+    the connection's own."""
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = coalesce(?, "
+        "current_database())", [table, database]).fetchone()[0])
+
+
 def _content_chunks(con: duckdb.DuckDBPyConnection, seq: int, run: dict, p: str = "") -> Iterator[str]:
-    """The canonical JSON of one run, in pieces (keys in sorted order: controls, run, violations, waivers)."""
+    """The canonical JSON of one run, in pieces (keys in sorted order: [attestations,] controls, run, violations,
+    waivers)."""
+    attestations = [dict(zip(ATTESTATION_COLUMNS, row)) for row in con.execute(
+        f"SELECT {', '.join(ATTESTATION_COLUMNS)} FROM {p}attestations WHERE seq = ? "
+        f"ORDER BY clause_id, date, expires, result", [seq]).fetchall()] if _has_table(con, f"{p}attestations") else []
     controls = [dict(zip(CONTROL_COLUMNS, row)) for row in con.execute(
         f"SELECT {', '.join(CONTROL_COLUMNS)} FROM {p}control_results WHERE seq = ? "
         f"ORDER BY control_id, position NULLS LAST", [seq]).fetchall()]
     waivers = [dict(zip(WAIVER_COLUMNS, row)) for row in con.execute(
         f"SELECT {', '.join(WAIVER_COLUMNS)} FROM {p}waivers WHERE seq = ? ORDER BY waiver_id", [seq]).fetchall()]
-    yield '{"controls":' + _dumps(controls) + ',"run":' + _dumps({k: run[k] for k in RUN_COLUMNS}) + ',"violations":['
+    head = '{"attestations":' + _dumps(attestations) + "," if attestations else "{"
+    yield (head + '"controls":' + _dumps(controls) + ',"run":' + _dumps({k: run[k] for k in RUN_COLUMNS})
+           + ',"violations":[')
     cur = con.execute(
         f"SELECT {', '.join(KEY_COLUMNS)} FROM {p}violations WHERE seq = ? ORDER BY "
         + ", ".join(f"{c} NULLS LAST" for c in KEY_COLUMNS), [seq])
@@ -212,7 +246,7 @@ def _read_findings(folder: Path) -> dict:
 
 
 def _stage(con: duckdb.DuckDBPyConnection, folder: Path, seq: int, period: str | None, p: str = "") -> dict:
-    """Insert one run folder's controls, waivers and violation keys as run `seq`; return its run row."""
+    """Insert one run folder's controls, waivers, attestations and violation keys as run `seq`; return its run row."""
     from audit.read.export import file_sql
 
     doc = _read_findings(folder)
@@ -237,6 +271,10 @@ def _stage(con: duckdb.DuckDBPyConnection, folder: Path, seq: int, period: str |
                  int(w.get("waived") or 0)) for w in (run.get("waivers") or {}).get("waivers", [])]
     if waivers:
         con.executemany(f"INSERT INTO {p}waivers VALUES (?, ?, ?, ?, ?, ?, ?)", waivers)
+    attestations = [(seq, *(a.get(c) for c in ATTESTATION_COLUMNS))
+                    for a in (run.get("attestations") or {}).get("attestations", [])]
+    if attestations:
+        con.executemany(f"INSERT INTO {p}attestations VALUES (?, ?, ?, ?, ?, ?, ?)", attestations)
     parquet = folder / "violations.parquet"
     if not parquet.is_file():
         raise LedgerError(f"{folder}: no violations.parquet; not a run folder")
@@ -275,8 +313,7 @@ def record(ledger: str | Path, run_folder: str | Path, period: str | None = None
             raise LedgerError(f"{ledger}: run {run_id} is already recorded (#{dup[0]})")
         con.execute("BEGIN TRANSACTION")
         try:
-            last = con.execute("SELECT seq, record_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            seq, prev = _next(con)
             row = _stage(con, folder, seq, period)
             content = _content_hash(con, seq, row)
             row.update(prev_hash=prev, content_hash=content, record_hash=_record_hash(prev, content))
@@ -290,6 +327,53 @@ def record(ledger: str | Path, run_folder: str | Path, period: str | None = None
         return Recorded(seq, row["run_id"], row["record_hash"])
 
 
+def _next(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """The next record's sequence number and its prev_hash: after the last run or sign-off."""
+    last = con.execute("SELECT seq, record_hash FROM (SELECT seq, record_hash FROM runs UNION ALL "
+                       "SELECT seq, record_hash FROM signoffs) ORDER BY seq DESC LIMIT 1").fetchone()
+    return (last[0] + 1, last[1]) if last else (1, GENESIS)
+
+
+def _signoff_hash(row: dict) -> str:
+    return hashlib.sha256(_dumps({"signoff": {k: row[k] for k in SIGNOFF_COLUMNS}}).encode("utf-8")).hexdigest()
+
+
+def record_signoff(ledger: str | Path, run_id: str, fields: dict, commit_with=None) -> Recorded:
+    """Append the sign-off of recorded run `run_id` to the chain (audit/ledger/signoff.py writes signoff.json).
+
+    `fields`: signed_by, opinion, signed_at, signoff_sha256. `commit_with()`:
+    called inside the transaction, just before it commits (signoff.json is
+    renamed into place there), so the file and the record land together or not
+    at all. Refused when the run is not in the ledger or already signed off.
+    """
+    with _open(ledger, write=True) as con:
+        got = con.execute("SELECT seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if not got:
+            raise LedgerError(f"{ledger}: run {run_id} is not recorded; record it first (audit ledger record "
+                              f"RUN_DIR), then sign it off")
+        dup = con.execute("SELECT seq, signed_by, signed_at FROM signoffs WHERE run_id = ?", [run_id]).fetchone()
+        if dup:
+            raise LedgerError(f"{ledger}: run {run_id} is already signed off (#{dup[0]}, by {dup[1]} at {dup[2]})")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            seq, prev = _next(con)
+            row = {"seq": seq, "run_seq": got[0], "run_id": run_id,
+                   **{k: fields[k] for k in ("signed_by", "opinion", "signed_at", "signoff_sha256")},
+                   "recorded_at": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")}
+            content = _signoff_hash(row)
+            row.update(prev_hash=prev, content_hash=content, record_hash=_record_hash(prev, content))
+            cols = SIGNOFF_COLUMNS + HASH_COLUMNS
+            con.execute(f"INSERT INTO signoffs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                        [row[c] for c in cols])
+            if commit_with is not None:
+                commit_with()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return Recorded(seq, run_id, row["record_hash"])
+
+
 # --------------------------------------------------------------------------- verification
 
 
@@ -297,26 +381,36 @@ def record(ledger: str | Path, run_folder: str | Path, period: str | None = None
 class Verified:
     runs: int
     head: str
+    signoffs: int = 0
 
 
 def verify(ledger: str | Path) -> Verified:
-    """Recompute the chain; raise LedgerError naming the first run whose record does not match."""
+    """Recompute the chain of runs and sign-offs; raise LedgerError naming the first record that does not match."""
     path = Path(ledger)
     with _open(path) as con:
         cols = RUN_COLUMNS + HASH_COLUMNS
         rows = [dict(zip(cols, r)) for r in con.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY seq").fetchall()]
+        signoffs = []
+        if _has_table(con, "signoffs"):
+            scols = SIGNOFF_COLUMNS + HASH_COLUMNS
+            signoffs = [{**dict(zip(scols, r)), "kind": "signoff"} for r in con.execute(
+                f"SELECT {', '.join(scols)} FROM signoffs ORDER BY seq").fetchall()]
+        records = sorted(rows + signoffs, key=lambda r: r["seq"])
+        unit = "record" if signoffs else "run"  # a ledger of runs only says what it always said
         prev = GENESIS
-        for expected, row in enumerate(rows, start=1):
-            label = f"{path}: run {row['run_id']} (#{row['seq']}, as of {str(row['as_of'])[:10]})"
+        for expected, row in enumerate(records, start=1):
+            signoff = row.get("kind") == "signoff"
+            label = (f"{path}: sign-off of run {row['run_id']} (#{row['seq']})" if signoff else
+                     f"{path}: run {row['run_id']} (#{row['seq']}, as of {str(row['as_of'])[:10]})")
             if row["seq"] != expected:
-                what = f"run #{expected} is missing" if row["seq"] > expected else "sequence number repeated"
+                what = f"{unit} #{expected} is missing" if row["seq"] > expected else "sequence number repeated"
                 raise LedgerError(f"{label}: {what}; the chain is broken here")
             if row["prev_hash"] != prev:
-                which = f"run #{expected - 1}" if expected > 1 else "the start of the chain"
+                which = f"{unit} #{expected - 1}" if expected > 1 else "the start of the chain"
                 raise LedgerError(f"{label}: previous-record hash does not match {which}; "
-                                  f"a run was removed, reordered or rewritten")
+                                  f"a {unit} was removed, reordered or rewritten")
             try:
-                content = _content_hash(con, row["seq"], row)
+                content = _signoff_hash(row) if signoff else _content_hash(con, row["seq"], row)
             except duckdb.Error as exc:
                 raise LedgerError(f"{label}: its rows cannot be read ({_first_line(exc)}); "
                                   f"the file was changed outside the ledger") from None
@@ -326,12 +420,14 @@ def verify(ledger: str | Path) -> Verified:
             if _record_hash(prev, row["content_hash"]) != row["record_hash"]:
                 raise LedgerError(f"{label}: record hash does not match; the record was changed after it was written")
             prev = row["record_hash"]
-        for table in ("control_results", "waivers", "violations"):
+        tables = ("control_results", "waivers", "violations") + (("attestations",) if _has_table(con, "attestations")
+                                                                 else ())
+        for table in tables:
             orphan = con.execute(f"SELECT min(seq) FROM {table} WHERE seq NOT IN (SELECT seq FROM runs)").fetchone()[0]
             if orphan is not None:
                 raise LedgerError(f"{path}: {table} holds rows of run #{orphan}, which is not in the ledger; "
                                   f"a run was removed")
-        return Verified(len(rows), prev)
+        return Verified(len(rows), prev, len(signoffs))
 
 
 # --------------------------------------------------------------------------- reading
@@ -340,7 +436,7 @@ def verify(ledger: str | Path) -> Verified:
 @contextmanager
 def _reader(ledger: str | Path | None, current: str | Path | None = None,
             current_period: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB with views `runs`, `control_results`, `waivers`, `violations`.
+    """An in-memory DuckDB with views `runs`, `control_results`, `waivers`, `violations`, `attestations`, `signoffs`.
 
     They show the ledger (attached read only) plus, when `current` is a run
     folder not yet recorded, that run as the next sequence number.
@@ -365,9 +461,9 @@ def _reader(ledger: str | Path | None, current: str | Path | None = None,
                 attached = True
             elif current is None and path is not None:
                 raise LedgerError(f"{path}: no ledger here (audit check records runs in it)")
-            for t in ("runs", "control_results", "waivers", "violations"):
+            for t in ("runs", "control_results", "waivers", "violations") + LATER_TABLES:
                 body = f"SELECT * FROM cur_{t}"
-                if attached:
+                if attached and (t not in LATER_TABLES or _has_table(con, t, "l")):
                     body = f"SELECT * FROM l.{t} UNION ALL BY NAME {body}"
                 con.execute(f"CREATE VIEW {t} AS {body}")
             if current is not None:
@@ -375,7 +471,7 @@ def _reader(ledger: str | Path | None, current: str | Path | None = None,
                 run_id = _read_findings(folder).get("run", {}).get("run_id")
                 known = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone()
                 if not known:
-                    seq = (con.execute("SELECT max(seq) FROM runs").fetchone()[0] or 0) + 1
+                    seq = _next(con)[0]
                     row = _stage(con, folder, seq, current_period, p="cur_")
                     cols = RUN_COLUMNS
                     con.execute(f"INSERT INTO cur_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
@@ -488,9 +584,12 @@ def _run_rows(con) -> list[dict]:
                (SELECT coalesce(sum(waived), 0) FROM control_results c WHERE c.seq = r.seq) AS waived,
                (SELECT count(*) FROM control_results c WHERE c.seq = r.seq AND c.status = 'fail') AS failed,
                (SELECT count(*) FROM control_results c WHERE c.seq = r.seq AND c.status = 'error') AS errors,
-               (SELECT count(*) FROM waivers w WHERE w.seq = r.seq AND w.state = 'expired') AS expired_waivers
-        FROM runs r ORDER BY r.seq""").fetchall()
-    names = cols + ("violations", "waived", "failed", "errors", "expired_waivers")
+               (SELECT count(*) FROM waivers w WHERE w.seq = r.seq AND w.state = 'expired') AS expired_waivers,
+               (SELECT count(*) FROM attestations a WHERE a.seq = r.seq AND a.state = 'current') AS attested,
+               s.signed_by, s.signed_at, s.opinion
+        FROM runs r LEFT JOIN signoffs s ON s.run_id = r.run_id ORDER BY r.seq""").fetchall()
+    names = cols + ("violations", "waived", "failed", "errors", "expired_waivers", "attested", "signed_by",
+                    "signed_at", "opinion")
     return [dict(zip(names, r)) for r in rows]
 
 

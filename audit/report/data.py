@@ -184,8 +184,15 @@ class AuditRun:
             WHERE c.status = 'fail' ORDER BY s_rank, c.violations DESC, c.ord""")
 
     def traceability(self) -> list[dict]:
-        """Clause by clause: the notice's words, the controls testing them with status, manual notes."""
+        """Clause by clause: the notice's words, the controls testing them with status, manual notes.
+
+        A clause with a manual part carries `attestation`: its current attestation
+        (audit/evaluate/attestations.py: result, reviewer, date...), or None: not attested.
+        """
+        from audit.evaluate.attestations import current
+
         by_id = {c["control_id"]: c for c in self.findings["controls"]}
+        attested = current(self.run)
         out = []
         for cl in self.pack.clauses:
             controls = [{"control_id": cid, "status": by_id[cid]["status"], "violations": by_id[cid]["violations"],
@@ -194,7 +201,8 @@ class AuditRun:
             overall = ("manual" if not controls else
                        next((s for s in STATUSES if s in statuses), "pass"))
             out.append({"clause_id": cl.id, "section": cl.section, "quote": cl.quote, "controls": controls,
-                        "manual": cl.manual, "status": overall})
+                        "manual": cl.manual, "status": overall,
+                        "attestation": attested.get(cl.id) if cl.manual else None})
         return out
 
     def evidence(self, control_id: str, n: int = 5) -> pd.DataFrame:

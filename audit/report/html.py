@@ -21,6 +21,9 @@ STATUS_STYLE = {
     "not_evaluated": ("#fff", "#7f8c8d", "not evaluated"), "pass": ("#fff", "#2e8b57", "passed"),
     "not_applicable": ("#34495e", "#d5d8dc", "not applicable"),
     "manual": ("#34495e", "#e5e8eb", "manual"),
+    # a manual clause's attestation (audit/evaluate/attestations.py)
+    "satisfied": ("#fff", "#2e8b57", "satisfied"), "partially_satisfied": ("#fff", "#b7950b", "partially satisfied"),
+    "not_satisfied": ("#fff", "#c0392b", "not satisfied"), "not_attested": ("#fff", "#e67e22", "not attested"),
 }
 SEVERITY_STYLE = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#b7950b", "low": "#2e86c1"}
 BORDER = "#dde1e5"
@@ -179,14 +182,27 @@ def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = 
                 f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}')
 
 
+def attestation(a: dict | None) -> str:
+    """A manual clause's attested result, reviewer and dates; "not attested" when it has no current attestation."""
+    if a is None:
+        return f'<div style="margin-top:4px">{badge("not_attested")}</div>'
+    note_ = f"; {esc(a['note'])}" if a.get("note") else ""
+    return (f'<div style="margin-top:4px">{badge(a["result"].replace(" ", "_"))} '
+            f'<span style="color:#566573">attested by {esc(a["reviewer"])} on {esc(a["date"])} '
+            f'(until {esc(a["expires"])}); evidence: {esc(a["evidence"])}{note_}</span></div>')
+
+
 def traceability(rows: list[dict]) -> Html:
-    """Clause by clause: the notice's words, the controls that test them (linked), status, manual checks."""
+    """Clause by clause: the notice's words, the controls that test them (linked), status, manual checks.
+
+    A clause with a manual part shows its attestation (`attestation`), or "not attested".
+    """
     cell = f"padding:5px 8px;border-bottom:1px solid {BORDER};vertical-align:top;text-align:left"
     out = []
     for r in rows:
         ctl = " ".join(f'<a href="#control-{esc(c["control_id"])}" style="text-decoration:none;white-space:nowrap">'
                        f'{esc(c["control_id"])}</a>&nbsp;{badge(c["status"])}' for c in r["controls"])
-        manual = esc(r["manual"]) if r["manual"] else ""
+        manual = esc(r["manual"]) + attestation(r.get("attestation")) if r["manual"] else ""
         out.append(
             f'<tr><td style="{cell}">'
             f'<div style="color:#566573;font-size:0.85em">{esc(r["section"])}</div>“{esc(r["quote"])}”</td>'
