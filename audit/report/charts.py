@@ -15,16 +15,21 @@ import math
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from audit.pack.controls import SEVERITIES
-from audit.report.html import Html, note, short
+from audit.report.html import SEVERITY_STYLE, Html, note, plural, short
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 STATUS_COLORS = {"fail": "#c0392b", "error": "#e67e22", "not_evaluated": "#a0a7ad", "pass": "#2e8b57",
                  "not_applicable": "#d5d8dc"}
-SEVERITY_COLORS = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#d4a017", "low": "#2e86c1"}
+# One palette per meaning, never a colour for two (issue 11): status (red, orange, green, grey), severity (purples,
+# the badges' own), states of a record (STATE_COLORS: red is bad, green good, purple on hold or waived),
+# control ids (blues and teals), tables (browns). Charts side by side then never share a colour across meanings.
+SEVERITY_COLORS = {sev: bg for sev, (_, bg) in SEVERITY_STYLE.items()}
+CONTROL_PALETTE = ("#08519c", "#4292c6", "#9ecae1", "#01665e", "#35978f", "#80cdc1", "#253494", "#7fcdbb")
+TABLE_PALETTE = ("#8c510a", "#bf812d", "#dfc27d", "#543005", "#a6761d", "#e6d3a3", "#6b4423", "#c7a76c")
+OTHERS_COLOR = "#b3b6b7"  # the sum of the controls a chart does not draw one by one
 STATE_COLORS = {
     "within limit": "#2e8b57", "overdue": "#c0392b", "overdue, on legal hold": "#8e44ad",
     "answered in time": "#2e8b57", "answered late": "#e67e22", "open, not yet due": "#5dade2",
@@ -44,6 +49,19 @@ STATUS_LABELS = {"fail": "failed", "error": "error", "not_evaluated": "not evalu
 
 # Colors for the states a pack names itself (a control's `label`), in the order they first appear.
 LABEL_COLORS = ("#c0392b", "#e67e22", "#7b1f1f", "#8e44ad", "#d4a017")
+
+
+def _palette(names, palette: tuple[str, ...]) -> dict[str, str]:
+    """A colour per name, in sorted order: the same name gets the same colour in every chart of one report."""
+    return {n: palette[i % len(palette)] for i, n in enumerate(sorted(set(names)))}
+
+
+TICK_CHARS = 40  # a category label longer than this is cut: long labels leave a printed chart no room to draw
+
+
+def _tick(text: str) -> str:
+    """A category axis label (processor, customer) cut to TICK_CHARS characters."""
+    return text if len(text) <= TICK_CHARS else text[:TICK_CHARS - 1] + "…"
 
 
 def _state_color(state: str) -> str:
@@ -70,11 +88,18 @@ class Chart:
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420, div_id: str | None = None, **kw) -> Chart:
+    """Title, fonts and legend of every chart; the height grows by the rows the legend needs at print width."""
+    named = [t for t in fig.data if t.showlegend is not False and t.name]
+    if len(named) > 1 or kw.get("showlegend"):
+        height += 22 * math.ceil(len(named) / 4)
     fig.update_layout(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}}, height=height,
-        template="plotly_white", font={"family": FONT, "size": 12}, margin={"l": 60, "r": 30, "t": 60, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "title": None,
-                "traceorder": "normal"},
+        template="plotly_white", font={"family": FONT, "size": 12},
+        margin={"l": 60, "r": 30, "t": 60 + 22 * title.count("<br>"), "b": 50},
+        # the legend under the chart, at the foot of the figure: plotly makes room for it however many rows it
+        # wraps to on a narrow page, where a legend above the plot ran into the title
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xref": "container",
+                "xanchor": "left", "x": 0, "title": None, "traceorder": "normal"},
         hoverlabel={"font": {"family": FONT}}, **kw)
     return Chart(fig, div_id)
 
@@ -153,8 +178,9 @@ def overdue_by_table(df: pd.DataFrame) -> Chart | Html:
     if df.empty:
         return note("No record is held past its retention period.")
     fig = go.Figure()
+    colors = _palette(df.control_id, CONTROL_PALETTE)
     for cid, part in df.groupby("control_id", sort=True):
-        fig.add_bar(x=part.table_name, y=part.overdue, name=cid,
+        fig.add_bar(x=part.table_name, y=part.overdue, name=cid, marker_color=colors[cid],
                     hovertemplate="%{x}: %{y:,} overdue (" + cid + ")<extra></extra>")
     order = df.groupby("table_name").overdue.sum().sort_values(ascending=False).index.tolist()
     fig.update_xaxes(categoryorder="array", categoryarray=order)
@@ -166,12 +192,13 @@ def overdue_by_customer(df: pd.DataFrame) -> Chart | Html:
     if df.empty:
         return note("No overdue record belongs to a customer.")
     d = df.copy()
-    d["who"] = [short(f"{c} · {n}" if isinstance(n, str) and n else str(c))
+    d["who"] = [_tick(f"{c} · {n}" if isinstance(n, str) and n else str(c))
                 for c, n in zip(d.customer_id, d.customer_name)]
     order = d.drop_duplicates("who").sort_values("total", ascending=True).who.tolist()
     fig = go.Figure()
+    colors = _palette(d.table_name, TABLE_PALETTE)
     for table, part in d.groupby("table_name", sort=True):
-        fig.add_bar(y=part.who, x=part.overdue, orientation="h", name=table,
+        fig.add_bar(y=part.who, x=part.overdue, orientation="h", name=table, marker_color=colors[table],
                     hovertemplate="%{y}: %{x:,} overdue in " + table + "<extra></extra>")
     fig.update_yaxes(categoryorder="array", categoryarray=order, title=None)
     fig.update_xaxes(title="records held past their due date")
@@ -195,8 +222,18 @@ def _histogram(hist: pd.DataFrame, states: list[str], title: str, xtitle: str, h
     return fig
 
 
+LOG_RATIO = 50  # a state whose tallest bin is this many times lower than the chart's tallest gets a log axis
+
+
 def age_histogram(hist: pd.DataFrame, facts: dict, control: dict) -> Chart | Html:
-    """Ages of the records a retention control holds at the cutoff, against its limit."""
+    """Ages of the records a retention control holds at the cutoff, against its limit.
+
+    The colour says whether a record is past its *own* due date; the dashed line is the pack's most common
+    limit. When contracts override the limit for some records, the line is not theirs: the title says how many
+    records have another limit, so a green bar right of the line (or a red one left of it) contradicts nothing.
+    A few overdue records among tens of thousands (9 of 54,535) would be bars one pixel high: then each state's
+    bars are drawn side by side from zero on a log axis instead of stacked.
+    """
     counts = facts.get("by_state", {})
     title = (f"{control['control_id']} · {facts['table']}: {counts.get('overdue', 0):,} overdue, "
              f"{counts.get('overdue, on legal hold', 0):,} overdue on legal hold, "
@@ -206,9 +243,16 @@ def age_histogram(hist: pd.DataFrame, facts: dict, control: dict) -> Chart | Htm
     fig = _histogram(hist, ["within limit", "overdue", "overdue, on legal hold"], title,
                      "age at the cutoff (days since the trigger)")
     if facts.get("limit_days") is not None:
-        more = f" ({facts['other_limits']:,} records under other limits)" if facts.get("other_limits") else ""
-        _vline(fig, facts["limit_days"], f"limit {facts['limit_days']:,} days{more}")
-    return _layout(fig, title, height=300, barmode="stack", bargap=0)
+        _vline(fig, facts["limit_days"], f"limit {facts['limit_days']:,} days")
+    if facts.get("other_limits"):
+        title += (f"<br><sup>{facts['other_limits']:,} {plural(facts['other_limits'], 'record')} under another "
+                  f"limit (contract overrides): coloured by their own due date, not by the dashed line</sup>")
+    tallest = hist.groupby("state").records.max()
+    log = len(tallest) > 1 and tallest.max() >= LOG_RATIO * tallest[tallest > 0].min()
+    if log:
+        fig.update_yaxes(type="log", title="records (log scale)")
+    return _layout(fig, title, height=320 if facts.get("other_limits") else 300,
+                   barmode="overlay" if log else "stack", bargap=0)
 
 
 def days_overdue(df: pd.DataFrame) -> Chart | Html:
@@ -231,7 +275,7 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
     if contracts.empty:
         return note("No processor and no transfer in the export.")
     c = contracts.copy()
-    c["who"] = [short(f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p))
+    c["who"] = [_tick(f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p))
                 for p, n, u in zip(c.processor_id, c.name, c.unregistered)]
     label = dict(zip(c.processor_id, c.who))
     order = c.who.tolist()[::-1]
@@ -362,11 +406,14 @@ def consent_at_send(df: pd.DataFrame) -> Chart | Html:
 # -- trend since previous periods -----------------------------------------------------------------
 
 TREND_CHART_ID = "audit-trend-chart"
-TREND_COLORS = qualitative.Dark24 + qualitative.Light24
+TREND_TOP = 6  # controls drawn one by one; the others are summed into one line (31 look-alike lines are unreadable)
+TREND_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
 def violations_trend(trend) -> Chart | Html:
-    """Lines: each control's unwaived violations over the periods of the run's policy pack (audit.report.trend)."""
+    """Lines over the periods of the run's policy pack (audit.report.trend): the TREND_TOP controls with the most
+    unwaived violations in this run one by one, the other controls with violations summed in one line, and the
+    waived total. The changes table beside it (html.trend_changes) has every control."""
     if not trend.available:
         return Html("")
     pts = trend.points
@@ -374,26 +421,39 @@ def violations_trend(trend) -> Chart | Html:
     order = (pts.groupby("control_id").violations.max().loc[lambda s: s > 0].index.tolist())
     rank = {c: (-int(v), int(p)) for c, v, p in zip(cur.control_id, cur.violations, cur.position)}
     order.sort(key=lambda c: rank.get(c, (0, 10**6)))
+    top, rest = order[:TREND_TOP], order[TREND_TOP:]
+    if len(rest) == 1:  # a line for "1 other control" is that control's own line
+        top, rest = order, []
     points = pts.drop_duplicates("seq")[["seq", "as_of", "label", "run_id"]]
     fig = go.Figure()
 
     def show(v) -> str:
         return "–" if v is None or pd.isna(v) else f"{int(v):,}"
 
-    for i, cid in enumerate(order):
+    for i, cid in enumerate(top):
         part = pts[pts.control_id == cid].sort_values("as_of")
         fig.add_scatter(x=part.as_of, y=part.violations.astype(int), mode="lines+markers", name=cid,
-                        line={"color": TREND_COLORS[i % len(TREND_COLORS)], "width": 2}, marker={"size": 6},
+                        line={"color": CONTROL_PALETTE[i % len(CONTROL_PALETTE)], "width": 2,
+                              "dash": TREND_DASHES[i % len(TREND_DASHES)]}, marker={"size": 6},
                         customdata=[(lbl, show(w), show(n), show(r)) for lbl, w, n, r in
                                     zip(part.label, part.waived, part.new, part.resolved)],
                         hovertemplate="<b>" + cid + "</b> %{customdata[0]}: %{y:,} violations "
                                       "(+%{customdata[1]} waived)<br>%{customdata[2]} new, %{customdata[3]} resolved "
                                       "since the period before<extra></extra>")
+    if rest:
+        others = pts[pts.control_id.isin(rest)].groupby("seq", sort=False).violations.sum()
+        o = points.assign(violations=points.seq.map(others).fillna(0).astype(int))
+        name = f"{len(rest)} other controls"
+        fig.add_scatter(x=o.as_of, y=o.violations, mode="lines+markers", name=name,
+                        line={"color": OTHERS_COLOR, "width": 2}, marker={"size": 5},
+                        customdata=o.label, hovertemplate="%{customdata}: %{y:,} violations of " + name + " ("
+                        + ", ".join(rest) + ")<extra></extra>")
     waived = pts.groupby("seq", sort=False).waived.sum()
     if int(waived.sum()):
         w = points.assign(waived=points.seq.map(waived).astype(int))
         fig.add_scatter(x=w.as_of, y=w.waived, mode="lines+markers", name="waived (all controls)",
-                        line={"color": "#8e44ad", "dash": "dot", "width": 2}, marker={"symbol": "diamond"},
+                        line={"color": STATE_COLORS["on legal hold"], "dash": "dot", "width": 2},
+                        marker={"symbol": "diamond"},
                         customdata=w.label, hovertemplate="%{customdata}: %{y:,} violations waived<extra></extra>")
     if not order and not int(waived.sum()):
         return note(f"No violation in any period from {points.label.iloc[0]} to {points.label.iloc[-1]}.")
@@ -401,9 +461,5 @@ def violations_trend(trend) -> Chart | Html:
         _vline(fig, cur.as_of.iloc[0].isoformat(), "this run")
     fig.update_xaxes(type="date", tickvals=list(points.as_of), ticktext=list(points.label), title=None)
     fig.update_yaxes(title="unwaived violations", rangemode="tozero")
-    chart = _layout(fig, f"Violations per control over {len(points)} periods (policy {trend.policy_name} "
-                         f"{trend.policy_sha256[:8]})", height=min(max(460, 19 * len(fig.data) + 110), 760),
-                   div_id=TREND_CHART_ID)
-    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top",
-                              "title": None}, margin={"r": 120})
-    return chart
+    return _layout(fig, f"Violations per control over {len(points)} periods (policy {trend.policy_name} "
+                        f"{trend.policy_sha256[:8]})", height=460, div_id=TREND_CHART_ID)

@@ -25,8 +25,20 @@ STATUS_STYLE = {
     "satisfied": ("#fff", "#2e8b57", "satisfied"), "partially_satisfied": ("#fff", "#b7950b", "partially satisfied"),
     "not_satisfied": ("#fff", "#c0392b", "not satisfied"), "not_attested": ("#fff", "#e67e22", "not attested"),
 }
-SEVERITY_STYLE = {"critical": "#7b1f1f", "high": "#d35400", "medium": "#b7950b", "low": "#2e86c1"}
+# Severity has a palette of its own (purples, darkest for critical), never the red, orange and green of a status:
+# adjacent charts and badges must not use one colour for two meanings. (foreground, background) pairs.
+SEVERITY_STYLE = {"critical": ("#fff", "#3f007d"), "high": ("#fff", "#6a51a3"), "medium": ("#1f2d3a", "#bcbddc"),
+                  "low": ("#1f2d3a", "#dadaeb")}
 BORDER = "#dde1e5"
+# Every piece names its foreground AND its background (issue 11, JupyterLab's dark theme drew white on white): a
+# piece that sits on the page takes the theme's text and card colours (JupyterLab's CSS variables; report.html's
+# light theme defines them too, the fallbacks serve a page without them); a piece with a colour of its own (badge,
+# tile) names a fixed pair.
+INK = "var(--jp-content-font-color1, #1f2d3a)"
+MUTED = "var(--jp-content-font-color2, #566573)"
+PAPER = "var(--jp-layout-color0, #fff)"
+TILE = "color:#1f2d3a;background:#fff"
+NEUTRAL = "#2c3e50"  # a tile's number that is neither good nor bad news
 
 
 class Html:
@@ -56,6 +68,11 @@ def short(text: str, limit: int = SHOWN_CHARS) -> str:
 
 def esc(value) -> str:
     return _html.escape("" if value is None else str(value), quote=True)
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`word` for a count of one, else `words` (default: word + "s"): "1 day", "2 days", "0 days"."""
+    return word if count == 1 else (words or f"{word}s")
 
 
 def fmt(value) -> str:
@@ -90,22 +107,23 @@ def badge(status: str) -> str:
 
 
 def severity(sev: str) -> str:
-    color = SEVERITY_STYLE.get(sev, "#7f8c8d")
-    return (f'<span class="audit-severity" style="display:inline-block;padding:0 7px;border-radius:10px;'
-            f'font-size:0.85em;font-weight:600;color:{color};border:1px solid {color}">{esc(sev)}</span>')
+    fg, bg = SEVERITY_STYLE.get(sev, ("#fff", "#7f8c8d"))
+    return (f'<span class="audit-severity audit-severity-{esc(sev)}" style="display:inline-block;padding:0 7px;'
+            f'border-radius:10px;font-size:0.85em;font-weight:600;color:{fg};background:{bg};border:1px solid {bg}">'
+            f'{esc(sev)}</span>')
 
 
 def note(text: str) -> Html:
-    return Html(f'<p class="audit-note" style="color:#566573;font-style:italic;margin:0.5em 0">{esc(text)}</p>')
+    return Html(f'<p class="audit-note" style="color:{MUTED};font-style:italic;margin:0.5em 0">{esc(text)}</p>')
 
 
 def paragraph(text: str) -> Html:
     return Html(f'<p style="margin:0.4em 0 0.8em">{text}</p>')
 
 
-def _tile(value, label: str, color: str = "#2c3e50") -> str:
+def _tile(value, label: str, color: str = NEUTRAL) -> str:
     return (f'<div class="audit-tile" style="flex:1 1 140px;border:1px solid {BORDER};border-radius:8px;'
-            f'padding:10px 14px;background:#fff"><div style="font-size:1.9em;font-weight:700;color:{color};'
+            f'padding:10px 14px;{TILE}"><div style="font-size:1.9em;font-weight:700;color:{color};'
             f'line-height:1.1">{esc(value)}</div><div style="color:#566573;font-size:0.9em">{esc(label)}</div></div>')
 
 
@@ -118,17 +136,18 @@ def tiles(items: Iterable[tuple]) -> Html:
 def cover(summary: dict, pack_title: str) -> Html:
     """The report's first screen: what was audited, when, and the headline numbers."""
     as_of = summary["as_of"].replace("T23:59:59.999999Z", " (end of day, UTC)")
+    checked = (summary.get("started_at") or "")[:19].replace("T", " ")
     meta = [("Cutoff", as_of), ("Export", summary["exports"]), ("Policy pack", summary["policy"]),
-            ("Run", summary["run_id"]), ("Checked", (summary.get("started_at") or "")[:19].replace("T", " ")),
+            ("Run", summary["run_id"]), ("Checked", f"{checked} UTC" if checked else ""),  # started_at is UTC
             ("Tool", f"audit {summary['tool_version']}"), ("Input SHA-256", summary["fingerprint"][:16] + "…")]
-    rows = "".join(f'<tr style="background:none"><th style="text-align:left;padding:1px 14px 1px 0;color:#566573;font-weight:500">{esc(k)}'
+    rows = "".join(f'<tr style="background:none"><th style="text-align:left;padding:1px 14px 1px 0;color:{MUTED};font-weight:500">{esc(k)}'
                    f'</th><td style="padding:1px 0;text-align:left">{esc(v)}</td></tr>' for k, v in meta)
     failed_color = "#c0392b" if summary["failed"] else "#2e8b57"
     t = tiles([
         (f"{summary['failed']} / {summary['controls']}", "controls failed", failed_color),
         (summary["critical_failed"], "critical controls failed", "#7b1f1f" if summary["critical_failed"] else "#2e8b57"),
         (f"{summary['violations']:,}", "violations found", "#2c3e50"),
-        (summary["passed"], "controls passed", "#2e8b57"),
+        (summary["passed"], "controls passed", "#2e8b57" if summary["passed"] else NEUTRAL),
         (summary["not_evaluated"] + summary["error"], "not evaluated or in error",
          "#e67e22" if summary["not_evaluated"] + summary["error"] else "#2c3e50"),
         (f"{summary['manual_clauses']} / {summary['clauses']}", "clauses needing a manual check", "#34495e"),
@@ -138,11 +157,13 @@ def cover(summary: dict, pack_title: str) -> Html:
     problems = ""
     if summary.get("problems"):
         items = "".join(f"<li>{esc(p)}</li>" for p in summary["problems"])
-        problems = (f'<div style="border-left:4px solid #e67e22;background:#fef5e7;padding:6px 12px;margin:8px 0">'
+        problems = (f'<div style="border-left:4px solid #e67e22;background:#fef5e7;color:#1f2d3a;padding:6px 12px;'
+                    f'margin:8px 0">'
                     f'<b>The export could not be read in full:</b><ul style="margin:4px 0">{items}</ul></div>')
     return Html(
-        f'<header class="audit-cover" style="border-bottom:3px solid #2c3e50;padding-bottom:8px;margin-bottom:8px">'
-        f'<div style="color:#566573;text-transform:uppercase;letter-spacing:0.08em;font-size:0.8em">'
+        f'<header class="audit-cover" style="border-bottom:3px solid #2c3e50;padding-bottom:8px;margin-bottom:8px;'
+        f'color:{INK};background:{PAPER}">'
+        f'<div style="color:{MUTED};text-transform:uppercase;letter-spacing:0.08em;font-size:0.8em">'
         f'Privacy compliance audit</div>'
         f'<h1 style="margin:4px 0 8px;font-size:1.8em">{esc(pack_title)}</h1>'
         f'<table style="border-collapse:collapse;font-size:0.92em">{rows}</table></header>{t}{problems}')
@@ -216,6 +237,8 @@ def traceability(rows: list[dict]) -> Html:
                 f'<thead><tr>{head}</tr></thead><tbody>{"".join(out)}</tbody></table>')
 
 
+OPEN_STATUSES = ("fail", "error", "not_evaluated")  # a control card starts open with one of these
+
 EVIDENCE_COLUMNS = {"table_name": "table", "record_id": "record", "customer_id": "customer",
                     "event_date": "event", "due_date": "due", "detail": "why",
                     "personal_data_masked": "personal data (masked)"}
@@ -234,7 +257,8 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
     message = ""
     if control["message"]:
         color = "#e67e22" if control["status"] in ("error", "not_evaluated") else "#7f8c8d"
-        message = (f'<div style="border-left:4px solid {color};padding:4px 10px;margin:6px 0;background:#fbfcfc">'
+        message = (f'<div style="border-left:4px solid {color};padding:4px 10px;margin:6px 0;background:#fbfcfc;'
+                   f'color:#1f2d3a">'
                    f'{esc(control["message"])}</div>')
     if control["violations"]:
         shown = len(evidence)
@@ -247,15 +271,22 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
         ev = ""
     remedy = (f'<div style="margin-top:6px"><b>Remediation.</b> {esc(control["remediation"])}</div>'
               if control.get("remediation") else "")
+    # A collapsible card (report.js filters the cards by data-status and data-severity): open when the control
+    # did not pass, so the report opens on what needs attention; a link to a closed card opens it.
+    status = control["status"]
     return Html(
-        f'<section id="control-{esc(cid)}" class="audit-control" style="border:1px solid {BORDER};border-radius:8px;'
-        f'padding:10px 16px;margin:14px 0;background:#fff">'
-        f'<h3 style="margin:2px 0 6px">{esc(cid)} · {esc(control["title"])}</h3>'
-        f'<div>{severity(control["severity"])} {badge(control["status"])} '
-        f'<span style="color:#566573;font-size:0.9em">tables: {esc(", ".join(control["tables"]))}</span></div>'
-        f'<blockquote style="margin:8px 0;padding:2px 12px;border-left:3px solid {BORDER};color:#34495e">'
-        f'<span style="color:#566573">{esc(control["section"])}</span><br>“{esc(control["quote"])}”</blockquote>'
-        f'{metrics}{message}{ev}{remedy}</section>')
+        f'<details id="control-{esc(cid)}" class="audit-control" data-status="{esc(status)}" '
+        f'data-status-label="{esc(STATUS_STYLE.get(status, ("", "", status))[2])}" '
+        f'data-severity="{esc(control["severity"])}"{"" if status not in OPEN_STATUSES else " open"} '
+        f'style="border:1px solid {BORDER};border-radius:8px;padding:10px 16px;margin:14px 0;color:{INK};'
+        f'background:{PAPER}"><summary>'
+        f'<h3 style="margin:2px 0 6px;color:{INK}">{esc(cid)} · {esc(control["title"])}</h3>'
+        f'<span style="display:block">{severity(control["severity"])} {badge(status)} '
+        f'<span style="color:{MUTED};font-size:0.9em">tables: {esc(", ".join(control["tables"]))}</span></span>'
+        f'</summary>'
+        f'<blockquote style="margin:8px 0;padding:2px 12px;border-left:3px solid {BORDER};color:{INK}">'
+        f'<span style="color:{MUTED}">{esc(control["section"])}</span><br>“{esc(control["quote"])}”</blockquote>'
+        f'{metrics}{message}{ev}{remedy}</details>')
 
 
 FAILED_COLUMNS = {"control_id": "control", "title": "commitment tested", "severity": "severity",
@@ -338,9 +369,9 @@ def trend_summary(trend) -> Html:
     if trend.later:
         text += (f" The ledger also holds {trend.later} later period{'s' if trend.later != 1 else ''}, "
                  f"shown in the chart.")
-    items = [(f"{t['new']:,}", f"new since {p['label']}", "#c0392b" if t["new"] else "#2e8b57"),
-             (f"{t['resolved']:,}", f"resolved since {p['label']}", "#2e8b57"),
-             (f"{t['persisting']:,}", "persisting", "#2c3e50")]
+    items = [(f"{t['new']:,}", f"new since {p['label']}", "#c0392b" if t["new"] else NEUTRAL),
+             (f"{t['resolved']:,}", f"resolved since {p['label']}", "#2e8b57" if t["resolved"] else NEUTRAL),
+             (f"{t['persisting']:,}", "persisting", NEUTRAL)]
     if t["waived"]:
         items.append((f"{t['waived']:,}", "waived in this run", "#8e44ad"))
     return Html(f'<div class="audit-trend-summary">{paragraph(text)}{tiles(items)}</div>')
@@ -371,7 +402,7 @@ def trend_changes(trend) -> Html:
     foot = (f'<tr data-control="total" style="font-weight:600"><td style="{td}" colspan="3">total</td>'
             + "".join(f'<td class="audit-{c}" style="{td};text-align:right">{fmt(t[c])}</td>' for c, _ in cols)
             + "</tr>")
-    rest = (f'<p style="color:#566573;font-size:0.85em">{quiet} other control{"s" if quiet != 1 else ""}: '
+    rest = (f'<p style="color:{MUTED};font-size:0.85em">{quiet} other control{"s" if quiet != 1 else ""}: '
             f'no violation in this run or in {esc(trend.previous["label"])}.</p>' if quiet else "")
     caption = (f'<div style="font-weight:600;margin-top:8px">Changes per control since '
                f'{esc(trend.previous["label"])} (violations: unwaived, in this run)</div>')

@@ -234,8 +234,11 @@ def _declared(notebook: Path, optional: dict) -> dict:
 
 
 def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str | Path | None = None,
-               period: str | None = None) -> list[str]:
+               period: str | None = None, pdf: bool = False) -> list[str]:
     """The `after` hook of `audit run`: execute the report notebooks into `folder`, render report.html there.
+
+    `pdf`: also print report.pdf from report.html (audit.report.pdf); a print that fails raises OutputError,
+    so the run lands nothing.
 
     `ledger`: the run ledger `audit run` records into (its trend section reads the
     earlier runs there; the run itself is recorded only after its folder lands);
@@ -272,4 +275,9 @@ def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str 
         except Exception as exc:  # noqa: BLE001 - one line for the CLI, the notebooks stay as evidence
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             errors.append(scrub(f"report.html could not be rendered: {type(exc).__name__}: {first}"))
+        else:
+            if pdf:
+                from audit.report.pdf import print_pdf
+
+                print_pdf(folder / REPORT_FILE)
     return errors
