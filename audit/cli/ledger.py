@@ -113,7 +113,8 @@ def verify(ledger):
     from audit.ledger.chain import verify as run_verify
 
     got = run_verify(ledger)
-    click.echo(f"{ledger}: {got.runs} runs, chain intact; head {got.head}")
+    signed = f", {got.signoffs} sign-offs" if got.signoffs else ""
+    click.echo(f"{ledger}: {got.runs} runs{signed}, chain intact; head {got.head}")
 
 
 @ledger.command("record")
@@ -131,6 +132,26 @@ def record_cmd(ledger, period, run_folder):
 
     got = record(ledger, run_folder, period=period)
     click.echo(f"recorded {got.run_id} as #{got.seq} in {ledger}; head {got.record_hash}")
+
+
+@ledger.command("index")
+@ledger_option
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Page to write (default: index.html beside the ledger).")
+def index_cmd(ledger, out):
+    """Write the index across periods: every recorded run, linked to its report, with the trend (one HTML file).
+
+    Only an index.html that audit wrote is replaced. `audit run` updates the
+    one beside the ledger by itself when its run folder is in the ledger's folder.
+
+    Example:
+
+        audit ledger index --ledger reports/audit-ledger.duckdb
+    """
+    from audit.report.index import write_index
+
+    got = write_index(ledger, out)
+    click.echo(for_terminal(f"wrote {got}"), err=True)
 
 
 # --------------------------------------------------------------------------- history

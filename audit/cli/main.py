@@ -217,7 +217,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
                        attestations=attestations,
                        after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label),
                        ledger=recorded_in(ledger),
-                       landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
+                       landed=lambda res: (record_run(res, ledger, label, index=True), write_landed(res, targets)))
     finish(result, fail_on)
 
 
@@ -331,6 +331,10 @@ _register_evidence_commands(cli)
 from audit.cli.pack import register as _register_pack_commands  # noqa: E402  (pack check, pack init)
 
 _register_pack_commands(cli)
+
+from audit.cli.signoff import register as _register_signoff_command  # noqa: E402  (signoff)
+
+_register_signoff_command(cli)
 
 
 def _terminated(signum, frame) -> None:

@@ -157,3 +157,24 @@ def _periods(points: pd.DataFrame, waivers: dict, current_seq: int) -> pd.DataFr
             "resolved": None if part.resolved.isna().all() else int(part.resolved.sum()),
             "waivers": int(w[0]), "active_waivers": int(w[1]), "expired_waivers": int(w[2])})
     return _frame(out, PERIOD_COLUMNS)
+
+
+def ledger_trend(ledger: str | Path) -> Trend:
+    """The trend of the latest recorded run's policy pack over every cutoff in the ledger (the index across periods).
+
+    Like `load_trend` with the latest run as the current one, without a run
+    folder: the index is written from the ledger alone.
+    """
+    from audit.ledger import chain as L
+
+    with L._reader(ledger) as con:
+        rows = L._trend(con, None, None)
+    points = _frame(rows, L.TREND_COLUMNS)
+    points["as_of"] = pd.to_datetime(points["as_of"], utc=True, format="ISO8601")
+    empty = dict(changes=_frame([], CHANGE_COLUMNS), periods=_frame([], PERIOD_COLUMNS))
+    if points.empty:
+        return Trend(run_id="", as_of="", label="", policy_name="", policy_sha256="", ledger=str(ledger),
+                     points=points, **empty, reason="The run ledger holds no run yet.")
+    last = points[points.seq == points.seq.max()].iloc[0]
+    return Trend(run_id=last.run_id, as_of=last.as_of.isoformat(), label=last.label, policy_name=last.policy_name,
+                 policy_sha256=last.policy_sha256, ledger=str(ledger), points=points, **empty)
