@@ -194,8 +194,10 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attest
 @check_options
 @click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of report notebooks (default: the bundled audit/report/notebooks/).")
+@click.option("--pdf", is_flag=True, default=False,
+              help="Also print report.pdf beside report.html (A4, through headless Chromium).")
 def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit,
-               write, notebooks):
+               write, notebooks, pdf):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -212,10 +214,14 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
     from audit.outputs.writers import write_landed
 
     targets = formats_to_write(exports, oscal, junit, write)
+    if pdf:  # no Chromium: say so before a minute of checking and notebooks, not after
+        from audit.report.pdf import browser
+
+        browser()
     out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
                        attestations=attestations,
-                       after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label),
+                       after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label, pdf=pdf),
                        ledger=recorded_in(ledger),
                        landed=lambda res: (record_run(res, ledger, label, index=True), write_landed(res, targets)))
     finish(result, fail_on)
