@@ -3,8 +3,9 @@
 What it holds (docs/evidence.md): every file of the run folder (`run/`:
 findings.json, violations.csv/.parquet, the GX results with each control's SQL,
 the report and notebooks when present), the policy pack's files (`pack/`,
-refused if the pack changed since the run), the waivers file when the run
-recorded one (`waivers/`), and facts as JSON (`evidence/`): the export's files
+refused if the pack changed since the run), the waivers and attestations
+files when the run recorded them (`waivers/`, `attestations/`), the sign-off
+(`run/signoff.json`, audit/ledger/signoff.py) once the run is signed off, and facts as JSON (`evidence/`): the export's files
 with their SHA-256 and the row counts the run read (re-hashed from the export
 when it is still there; never its data), the pack, tool and dependency
 versions, the ledger head. MANIFEST.json lists every member with its SHA-256
@@ -163,17 +164,21 @@ def _ledger(ledger: Path, run_id: str) -> dict:
     return {"path": str(ledger), "runs": got.runs, "head": got.head, "this_run": mine}
 
 
-def _waivers(run: dict) -> tuple[dict[str, Path], dict | None]:
-    recorded = run.get("waivers")
+def _recorded_file(run: dict, key: str) -> tuple[dict[str, Path], dict | None]:
+    """The waivers or attestations file the run recorded (run.<key>: file, sha256) as `<key>/<name>`, and its facts.
+
+    A file gone since the run is said so; one changed since the run is refused.
+    """
+    recorded = run.get(key)
     if not recorded or not recorded.get("file"):
         return {}, None
     path = Path(recorded["file"])
     facts = {"file": str(path), "sha256": recorded.get("sha256")}
     if not path.is_file():
-        return {}, {**facts, "state": "gone: the waivers file is no longer there"}
+        return {}, {**facts, "state": f"gone: the {key} file is no longer there"}
     if _sha256_file(path)[0] != recorded.get("sha256"):
-        raise UsageError(f"{path}: the waivers file changed since the run; nothing was written")
-    return {f"waivers/{path.name}": path}, {**facts, "state": "included"}
+        raise UsageError(f"{path}: the {key} file changed since the run; nothing was written")
+    return {f"{key}/{path.name}": path}, {**facts, "state": "included"}
 
 
 def digest_of(members: list[dict]) -> str:
@@ -199,14 +204,16 @@ def build(run_dir: str | Path, out: str | Path, ledger: str | Path | None = None
     signer = _private_key(Path(key)) if key else None
     files = _run_files(run_dir)
     pack_files, pack_facts, pack = _pack(run)
-    waiver_files, waiver_facts = _waivers(run)
     files.update(pack_files)
-    files.update(waiver_files)
+    recorded = {key: _recorded_file(run, key) for key in ("waivers", "attestations")}
+    for side_files, _ in recorded.values():
+        files.update(side_files)
     files.update(_mapping(run))
     facts = {"evidence/export.json": _export(run, pack), "evidence/pack.json": pack_facts,
              "evidence/versions.json": _versions()}
-    if waiver_facts:
-        facts["evidence/waivers.json"] = waiver_facts
+    for key, (_, side_facts) in recorded.items():
+        if side_facts:
+            facts[f"evidence/{key}.json"] = side_facts
     if ledger:
         facts["evidence/ledger.json"] = _ledger(Path(ledger), run["run_id"])
     blobs = {name: _json(value) for name, value in facts.items()}
