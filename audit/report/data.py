@@ -36,7 +36,6 @@ from audit.pack.loader import DEFAULT_PACK, Pack, load_pack
 # Worst first: a clause takes the first status among its controls; `not_applicable` (turned off by the
 # pack, with its reason) only when every control of the clause is.
 STATUSES = ("fail", "error", "not_evaluated", "pass", "not_applicable")
-RETENTION_SUITE = "retention"  # the family whose violations the retention notebook counts by table and customer
 # The parameters a `transfer_validity` control gives the Privacy Shield section (its own block or shared).
 TRANSFER_PARAMETERS = ("adequate_countries", "privacy_shield_mechanism", "privacy_shield_valid_until", "dpf_valid_from")
 CONSENT_IN_FORCE = "consent or basis in force"  # a `consent_at_send` record no control flagged
@@ -298,16 +297,21 @@ class AuditRun:
         return self.catalogue[control_id].requires[0][0]
 
     def overdue_by_table(self) -> pd.DataFrame:
-        """Retention violations (records held past their due date) by table and control."""
-        ids = self._suite_ids(RETENTION_SUITE)
+        """Overdue records (held past their due date) by table and control.
+
+        Only the controls that declare they feed the `overdue` view count: a
+        retention control whose violations are not overdue records (invoices
+        deleted too early, say) does not declare it.
+        """
+        ids = self._ids(self.feeding("overdue"))
         return self.df(f"""
             SELECT table_name, control_id, count(*) AS overdue
             FROM audit.violations WHERE control_id IN ({ids})
             GROUP BY ALL ORDER BY overdue DESC, table_name""")
 
     def overdue_by_customer(self, top: int = 15) -> pd.DataFrame:
-        """Retention violations by customer (the top `top` customers) and table."""
-        ids = self._suite_ids(RETENTION_SUITE)
+        """Overdue records by customer (the top `top` customers) and table: the controls that feed `overdue`."""
+        ids = self._ids(self.feeding("overdue"))
         df = self.df(f"""
             WITH v AS (SELECT COALESCE(customer_id, '(no customer)') AS customer_id, table_name
                        FROM audit.violations WHERE control_id IN ({ids})),
@@ -691,10 +695,6 @@ class AuditRun:
         return mask_frame(self.df(f"SELECT * FROM population.{ident(control_id)} LIMIT ?", [n]))
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _suite_ids(self, suite: str) -> str:
-        ids = [cid for cid in self.control_ids if self.catalogue[cid].family == suite]
-        return ", ".join(sql_str(i) for i in ids) or "NULL"
 
     def _histogram(self, source: str, bins: int, width_min: float = 1) -> pd.DataFrame:
         """Counts of `x` in equal bins of a round width, by `state`, all in DuckDB."""
