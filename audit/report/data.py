@@ -151,6 +151,7 @@ class AuditRun:
                    as_of=self.run["as_of"], policy=self.run["policy"]["name"], exports=Path(self.run["exports"]).name,
                    tool_version=self.run["tool_version"], started_at=self.run.get("started_at"),
                    fingerprint=self.run["input_fingerprint"], problems=list(self.run.get("problems", [])),
+                   warnings=list(self.run.get("warnings", [])),
                    rows=int(sum(self.run.get("row_counts", {}).values())),
                    waived=int(sum(c.get("waived", 0) for c in self.findings["controls"])))
         return out

@@ -154,6 +154,13 @@ def cover(summary: dict, pack_title: str) -> Html:
     ] + ([(summary["not_applicable"], "controls not applicable (turned off by the pack)", "#7f8c8d")]
          if summary.get("not_applicable") else [])
       + ([(f"{summary['waived']:,}", "violations waived (accepted risk)", "#8e44ad")] if summary.get("waived") else []))
+    warnings = ""
+    if summary.get("warnings"):  # a cutoff after the export (findings.json run.warnings): said before any number
+        items = "".join(f"<li>{esc(w)}</li>" for w in summary["warnings"])
+        warnings = (f'<div class="audit-warning" role="alert" style="border:2px solid #c0392b;border-left-width:8px;'
+                    f'background:#fdedec;color:#1f2d3a;padding:8px 14px;margin:10px 0;font-size:1.05em">'
+                    f'<b>Warning: the figures below are not a reliable picture of the export.</b>'
+                    f'<ul style="margin:4px 0">{items}</ul></div>')
     problems = ""
     if summary.get("problems"):
         items = "".join(f"<li>{esc(p)}</li>" for p in summary["problems"])
@@ -166,7 +173,7 @@ def cover(summary: dict, pack_title: str) -> Html:
         f'<div style="color:{MUTED};text-transform:uppercase;letter-spacing:0.08em;font-size:0.8em">'
         f'Privacy compliance audit</div>'
         f'<h1 style="margin:4px 0 8px;font-size:1.8em">{esc(pack_title)}</h1>'
-        f'<table style="border-collapse:collapse;font-size:0.92em">{rows}</table></header>{t}{problems}')
+        f'<table style="border-collapse:collapse;font-size:0.92em">{rows}</table></header>{warnings}{t}{problems}')
 
 
 def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = "Nothing to show.",
