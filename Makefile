@@ -30,9 +30,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-## lab: JupyterLab on the report notebooks (audit/report/notebooks/) with the project's kernel
+## lab: JupyterLab rooted at the project (reports/ and data_samples/ reachable), opened on the report notebooks
+LAB_OPEN := audit/report/notebooks
 lab: $(STAMP)
-	cd audit/report/notebooks && $(CURDIR)/$(BIN)/jupyter lab
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/$(LAB_OPEN)
 
 ## bench: benchmarks against the DuckDB floor and GX on pandas (writes benchmarks/results/)
 bench: $(STAMP)

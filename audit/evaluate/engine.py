@@ -28,7 +28,7 @@ from audit.errors import InputProblem, OutputError, UsageError, first_line
 from audit.outputs.findings import sql_functions, write_outputs
 from audit.pack.controls import SEVERITIES, Control
 from audit.pack.loader import Pack, load_pack
-from audit.pack.render import cutoff, render, scope_sql
+from audit.pack.render import cutoff, literal, render, scope_sql
 
 
 @dataclass
@@ -292,26 +292,54 @@ def _gx_controls():
 def write_violation_tables(result: RunResult) -> None:
     """One DuckDB table of every violation, in a stable order, for the waivers and the writers.
 
+    Columns: control_id, severity, the six every control returns, `days_overdue`
+    and then every `keys` column the pack's controls declare (VARCHAR; NULL in
+    the rows of controls without it), so the files of one pack keep one header
+    from run to run. `days_overdue` is computed here once, from `due_at` and the
+    cutoff, for the controls that declare their `due_at` a deadline the record is
+    past (`report: [overdue]`): whole days as `date_diff('day', ...)` counts them,
+    like the controls' own details.
+
     Ids and details stay raw here, so waivers match the ids as exported; the
     writers mask them on the way out (audit/outputs/findings.py), whose DuckDB
     functions are registered here for the waivers too.
     """
     con = result.con
     sql_functions(con)
+    keys = violation_keys(r.control for r in result.controls)
+    result.run["violation_keys"] = keys
+    t = literal(result.cutoff)
     parts = []
     for r in result.controls:
         if r.status == "fail":
+            days = (f"CASE WHEN due_at < {t} THEN date_diff('day', due_at, {t}) END"
+                    if "overdue" in r.control.report else "NULL")
+            own = "".join(f", CAST({export.ident(k)} AS VARCHAR) AS {export.ident(k)}" if k in r.control.keys else
+                          f", CAST(NULL AS VARCHAR) AS {export.ident(k)}" for k in keys)
             parts.append(
                 f"SELECT '{r.control.id}' AS control_id, '{r.severity}' AS severity, table_name, "
-                f"CAST(record_id AS VARCHAR) AS record_id, customer_id, event_at, due_at, "
-                f"detail FROM violations.\"{r.control.id}\"")
+                f"CAST(record_id AS VARCHAR) AS record_id, CAST(customer_id AS VARCHAR) AS customer_id, "
+                f"CAST(event_at AS TIMESTAMP) AS event_at, CAST(due_at AS TIMESTAMP) AS due_at, "
+                f"CAST({days} AS BIGINT) AS days_overdue, CAST(detail AS VARCHAR) AS detail{own} "
+                f"FROM violations.\"{r.control.id}\"")
     body = " UNION ALL ".join(parts) or (
         "SELECT CAST(NULL AS VARCHAR) AS control_id, CAST(NULL AS VARCHAR) AS severity, "
         "CAST(NULL AS VARCHAR) AS table_name, CAST(NULL AS VARCHAR) AS record_id, "
         "CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS TIMESTAMP) AS event_at, "
-        "CAST(NULL AS TIMESTAMP) AS due_at, CAST(NULL AS VARCHAR) AS detail WHERE 1 = 0")
+        "CAST(NULL AS TIMESTAMP) AS due_at, CAST(NULL AS BIGINT) AS days_overdue, "
+        "CAST(NULL AS VARCHAR) AS detail"
+        + "".join(f", CAST(NULL AS VARCHAR) AS {export.ident(k)}" for k in keys) + " WHERE 1 = 0")
     con.execute(f"CREATE OR REPLACE TABLE audit.all_violations AS SELECT * FROM ({body}) "
                 f"ORDER BY control_id, table_name, record_id")
+
+
+def violation_keys(controls) -> dict[str, str]:
+    """Every `keys` column of these controls, in their order, with the first meaning given for it."""
+    keys: dict[str, str] = {}
+    for control in controls:
+        for k, meaning in control.keys.items():
+            keys.setdefault(k, meaning)
+    return keys
 
 
 def _row_counts(con: duckdb.DuckDBPyConnection, ex: export.Export) -> dict[str, int]:

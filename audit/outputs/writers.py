@@ -7,7 +7,8 @@ can be written again later from the folder alone.
 
 `register(name, writer)` adds one; packages add theirs through the entry point
 group `audit.writers` (name = the format, value = the callable). OSCAL and
-JUnit (audit/outputs/standards.py) are the first two.
+JUnit (audit/outputs/standards.py) are the first two; `xlsx` writes the run's
+violations.xlsx again (from violations.parquet) wherever it is asked for.
 
 Documents are written atomically (a temporary file beside the target, then a
 rename), never inside the export: a target there is refused before the run
@@ -70,6 +71,28 @@ writers = Writers()
 register = writers.register
 register("oscal", standards.oscal)
 register("junit", standards.junit)
+
+
+def xlsx(folder: Path) -> bytes:
+    """violations.xlsx of a landed run folder (the run writes its own copy; `--write xlsx=FILE` puts one elsewhere)."""
+    import io
+
+    import duckdb
+
+    from audit.outputs.findings import read_findings, write_xlsx
+    from audit.read.export import file_sql
+
+    con = duckdb.connect()
+    try:
+        buf = io.BytesIO()
+        write_xlsx(con, f"read_parquet({file_sql(con, Path(folder) / 'violations.parquet')})", read_findings(folder),
+                   buf)
+        return buf.getvalue()
+    finally:
+        con.close()
+
+
+register("xlsx", xlsx)
 
 
 def plan(exports: Path, targets: list[tuple[str, Path]]) -> list[tuple[str, Path]]:

@@ -9,6 +9,7 @@
     requires: [[survey_responses]]
     uses: [legal_holds]
     population: {record_id: the record's key, ...}
+    keys: {request_id: the erasure request ...}  # optional: its violations' own columns, after the six
     reads: {survey_responses: [...]}      # written by `python -m audit.pack.reads --write`
     */
     WITH population AS (...) SELECT ...
@@ -31,7 +32,7 @@ from typing import Any
 import pydantic
 
 from audit.errors import PolicyError
-from audit.pack.render import placeholders
+from audit.pack.render import VIOLATION_COLUMNS, placeholders
 from audit.pack.yamlfile import Lines, parse_yaml, read_text
 
 HEADER = re.compile(r"\A\s*/\*\s*control[ \t]*\n(.*?)\n\s*\*/[ \t]*\n?", re.S)
@@ -39,6 +40,9 @@ CONTROL_ID = re.compile(r"[A-Z][A-Z0-9]*-[0-9]+\Z")
 # `with:` values go into SQL as they are: words and spaces only, so a pack cannot inject SQL through them.
 PLAIN_WORDS = re.compile(r"[A-Za-z0-9_]+( [A-Za-z0-9_]+)*\Z")
 EVERY_TABLE = "*"  # in `requires`: any table of the contract
+# A control's `keys` become columns of violations.csv/.xlsx/.parquet beside these, so they may not take their names.
+KEY_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+RESERVED_KEYS = frozenset(VIOLATION_COLUMNS) | {"control_id", "severity", "days_overdue", "waiver_id"}
 # The report's views a control may feed (its `report:` list), each with the population columns it reads,
 # by role: a role is read as the first of its columns the control declares (so DSR-01's `completed_at` and
 # CMP-01's `responded_at` both answer `answered_at`). The report reads populations only through these
@@ -96,6 +100,7 @@ class ControlMeta(pydantic.BaseModel):
     with_: dict[str, str] = pydantic.Field(default={}, alias="with")
     report: list[str] = []      # views of the report this control feeds (REPORT_VIEWS)
     label: str | None = None    # its violations' name in the report's legends; the title when absent
+    keys: dict[str, str] = {}   # identifiers its violation rows carry after the six columns, and their meaning
 
     @pydantic.field_validator("id")
     @classmethod
@@ -116,6 +121,17 @@ class ControlMeta(pydantic.BaseModel):
     def _groups(cls, value: list[list[str]]) -> list[list[str]]:
         if not value or not all(value):
             raise ValueError("expected a non-empty list of non-empty groups of tables")
+        return value
+
+    @pydantic.field_validator("keys")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for k, meaning in value.items():
+            if not KEY_NAME.match(k) or k in RESERVED_KEYS:
+                raise ValueError(f"{k}: a key is a lower-case column name (letters, digits, _) other than "
+                                 f"{', '.join(sorted(RESERVED_KEYS))}")
+            if not meaning.strip():
+                raise ValueError(f"{k}: say what the key is")
         return value
 
     @pydantic.field_validator("with_")
@@ -148,6 +164,7 @@ class Control:
     path: Path | None = field(default=None, compare=False, hash=False)
     report: tuple[str, ...] = field(default=(), compare=False, hash=False)
     label: str = field(default="", compare=False, hash=False)
+    keys: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def tables(self) -> set[str]:
@@ -247,7 +264,8 @@ def load_control(path: Path, templates: Path, tables: set[str]) -> Control:
         id=meta.id, title=meta.title, section="", quote="", remediation=meta.remediation, requires=requires,
         uses=tuple(meta.uses), sql=sql, family=meta.family, severity=meta.severity.value, tags=tuple(meta.tags),
         reads=meta.reads, population=dict(meta.population), with_=dict(meta.with_), template=meta.template,
-        path=path, report=tuple(meta.report), label=" ".join((meta.label or meta.title).split()))
+        path=path, report=tuple(meta.report), label=" ".join((meta.label or meta.title).split()),
+        keys={k: " ".join(v.split()) for k, v in meta.keys.items()})
 
 
 def _first(exc: pydantic.ValidationError, label: str, lines: Lines) -> PolicyError:

@@ -101,9 +101,10 @@ def _check_control(con: duckdb.DuckDBPyConnection, pack: Pack, control: Control)
         where = f" (template {control.template})" if control.template else ""
         return [bad(sql_key, f"the SQL{where} does not bind against the contract: {why}", sql_line)]
     problems = []
-    if got != list(VIOLATION_COLUMNS):
+    want = [*VIOLATION_COLUMNS, *control.keys]  # then the control's own `keys`, in their order
+    if got != want:
         problems.append(bad(sql_key, f"the SQL returns columns {', '.join(got)}; a control returns "
-                                     f"{', '.join(VIOLATION_COLUMNS)}", sql_line))
+                                     f"{', '.join(want)}", sql_line))
     problems += _check_population(con, control, sql, label, lines)
     problems += _check_reads(control, sql, pack, label, lines)
     return problems

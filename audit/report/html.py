@@ -11,6 +11,7 @@ import datetime as dt
 import html as _html
 import math
 import numbers
+import re
 from typing import Iterable
 
 import numpy as np
@@ -247,8 +248,73 @@ def traceability(rows: list[dict]) -> Html:
 OPEN_STATUSES = ("fail", "error", "not_evaluated")  # a control card starts open with one of these
 
 EVIDENCE_COLUMNS = {"table_name": "table", "record_id": "record", "customer_id": "customer",
-                    "event_date": "event", "due_date": "due", "detail": "why",
-                    "personal_data_masked": "personal data (masked)"}
+                    "event_date": "event", "due_date": "due", "days_overdue": "days overdue", "detail": "why",
+                    "personal_data_masked": "personal data (masked)", "waiver_id": "waiver"}
+NOT_SHOWN = {"control_id", "severity", "event_at", "due_at"}  # the section says them, or event/due_date do
+# Violations of one control embedded in its table: DataTables pages through 2,000 rows at once, and 31 controls
+# of 2,000 keep report.html within a few tens of MB; the files beside the report hold every violation.
+EMBEDDED_VIOLATIONS = 2_000
+VIOLATION_FILES = ("violations.csv", "violations.xlsx", "violations.parquet")  # beside report.html: relative links
+PAGE_ROWS = 10
+
+
+def interactive_tables() -> Html:
+    """DataTables (itables' offline bundle: its JavaScript and CSS inlined), for `violations_table`; shown once.
+
+    The bundle is base64 text that the page imports into itself: report.html loads nothing from anywhere.
+    """
+    from itables import options
+    from itables.javascript import generate_init_offline_itables_html
+
+    return Html(_offline(generate_init_offline_itables_html(options.dt_bundle)))
+
+
+def _offline(markup: str) -> str:
+    """itables' markup without its links to itables.org (a help link in the loading line, ⓘ in a header)."""
+    markup = re.sub(r'<a href=https?://itables\.org[^>]*>ⓘ</a>', "", markup)
+    return re.sub(r'<a href=https?://itables\.org[^>]*>(.*?)</a>', r"\1", markup, flags=re.S)
+
+
+def evidence_columns(evidence: pd.DataFrame) -> dict[str, str]:
+    """The columns of a control's violations worth a column in its table (not all empty), with their headings:
+    EVIDENCE_COLUMNS in their order, the control's own `keys` before the detail."""
+    def filled(c: str) -> bool:
+        return evidence[c].notna().any() and (evidence[c].astype(str) != "").any()
+
+    known = [c for c in EVIDENCE_COLUMNS if c in evidence.columns and filled(c)]
+    keys = [c for c in evidence.columns if c not in EVIDENCE_COLUMNS and c not in NOT_SHOWN and filled(c)]
+    at = known.index("detail") if "detail" in known else len(known)
+    order = known[:at] + keys + known[at:]
+    return {c: EVIDENCE_COLUMNS.get(c, c.replace("_", " ")) for c in order}
+
+
+def violations_table(evidence: pd.DataFrame, total: int) -> Html:
+    """Every violation of a control (the first EMBEDDED_VIOLATIONS of them) in a sortable, searchable,
+    paginated table that works offline, and links to the files that hold them all.
+
+    `evidence`: the control's violations, masked, in the order to show (audit.report.data
+    `AuditRun.evidence`); `total`: how many it has. DataTables (`interactive_tables()`, shown
+    once per page) draws the table; where scripts do not run, its first page shows as plain HTML.
+    """
+    import itables
+
+    rows = evidence.head(EMBEDDED_VIOLATIONS)
+    cols = evidence_columns(rows)
+    # Cells as the report writes them (dates without midnight, numbers with separators, long text cut):
+    # DataTables still sorts numbers and ISO dates as such.
+    frame = pd.DataFrame({h: [fmt(v) for v in rows[c]] for c, h in cols.items()})
+    links = ", ".join(f'<a href="{f}">{f}</a>' for f in VIOLATION_FILES)
+    if len(rows) < total:
+        said = (f"Evidence: the first {len(rows):,} of {total:,} violations (most overdue first); "
+                f"{links} beside this report hold all {total:,}.")
+    else:
+        said = f"Evidence: all {total:,} violations (masked); also in {links} beside this report."
+    caption = f'<div class="audit-evidence-caption" style="font-weight:600;margin-top:8px">{said}</div>'
+    markup = itables.to_html_datatable(
+        frame, connected=False, display_logo_when_loading=False, showIndex=False, maxBytes=0, order=[],
+        pageLength=PAGE_ROWS, lengthMenu=[PAGE_ROWS, 25, 100, 500], classes="display compact cell-border",
+        style="width:100%;margin:6px 0 12px", allow_html=False)
+    return Html(caption + f'<div class="audit-evidence" style="overflow-x:auto">{_offline(markup)}</div>')
 
 
 def control_section(control: dict, evidence: pd.DataFrame) -> Html:
@@ -267,15 +333,9 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
         message = (f'<div style="border-left:4px solid {color};padding:4px 10px;margin:6px 0;background:#fbfcfc;'
                    f'color:#1f2d3a">'
                    f'{esc(control["message"])}</div>')
-    if control["violations"]:
-        shown = len(evidence)
-        cols = {k: v for k, v in EVIDENCE_COLUMNS.items() if k in evidence.columns and evidence[k].notna().any()
-                and (evidence[k].astype(str) != "").any()}
-        caption = (f'<div style="font-weight:600;margin-top:8px">Evidence: first {shown} of '
-                   f'{control["violations"]:,} violations (violations.csv lists all)</div>')
-        ev = caption + str(table(evidence, cols))
-    else:
-        ev = ""
+    # Waived rows are evidence too, when the run's violations hold them (with their waiver_id).
+    total = control["violations"] + (control.get("waived", 0) if "waiver_id" in evidence.columns else 0)
+    ev = str(violations_table(evidence, total)) if total and len(evidence) else ""
     remedy = (f'<div style="margin-top:6px"><b>Remediation.</b> {esc(control["remediation"])}</div>'
               if control.get("remediation") else "")
     # A collapsible card (report.js filters the cards by data-status and data-severity): open when the control

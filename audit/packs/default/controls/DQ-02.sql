@@ -13,6 +13,8 @@ population:
   customer_id: the customer the record belongs to
   visitor_id: the visitor it names
   created_at: when the record was created
+keys:
+  visitor_id: the visitor the record refers to
 reads:
   communications: [comm_id, created_at, customer_id, visitor_id]
   survey_responses: [customer_id, response_id, submitted_at, visitor_id]
@@ -29,7 +31,8 @@ population AS (
   FROM survey_responses s WHERE s.submitted_at <= {{ T }}
 )
 SELECT p.table_name, p.record_id, p.customer_id, p.created_at AS event_at, CAST(NULL AS TIMESTAMP) AS due_at,
-       'refers to visitor ' || p.visitor_id || ', who is not in the visitors table' AS detail
+       'refers to visitor ' || p.visitor_id || ', who is not in the visitors table' AS detail,
+       p.visitor_id AS visitor_id
 FROM population p
 WHERE p.visitor_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM known k WHERE k.visitor_id = p.visitor_id)

@@ -18,6 +18,8 @@ population:
   request_id: the request's key
   completed_at: when the request was completed
   matched_on: the identifier the record matched on
+keys:
+  request_id: the erasure request the record outlived
 reads:
   accounts: [account_id, anonymized_at, created_at, customer_id, deleted_at, email]
   communications: [anonymized_at, comm_id, created_at, customer_id, deleted_at, visitor_id]
@@ -75,7 +77,8 @@ population AS (
 )
 SELECT p.table_name, p.record_id, p.customer_id, p.completed_at AS event_at, p.completed_at AS due_at,
        'still held at the cutoff although erasure request ' || p.request_id || ' was completed '
-         || CAST(CAST(p.completed_at AS DATE) AS VARCHAR) || ' (matched on ' || p.matched_on || ')' AS detail
+         || CAST(CAST(p.completed_at AS DATE) AS VARCHAR) || ' (matched on ' || p.matched_on || ')' AS detail,
+       p.request_id AS request_id
 FROM population p
 WHERE (p.deleted_at IS NULL OR p.deleted_at > {{ T }})
   AND (p.anonymized_at IS NULL OR p.anonymized_at > {{ T }})

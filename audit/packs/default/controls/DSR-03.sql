@@ -14,6 +14,8 @@ population:
   status: the request's status
   referred_customer_id: the customer the request was referred to
   completed_at: when the request was completed
+keys:
+  visitor_id: the visitor whose request it is
 reads:
   privacy_requests: [completed_at, received_at, referred_customer_id, request_id, request_type, status, visitor_id]
   visitors: [customer_id, first_seen_at, visitor_id]
@@ -37,7 +39,8 @@ SELECT 'privacy_requests' AS table_name, p.request_id AS record_id,
          || CASE WHEN NOT EXISTS (SELECT 1 FROM visitor_customers vc WHERE vc.visitor_id = p.visitor_id)
                  THEN 'and the visitor is not in the visitors table'
                  WHEN p.status = 'referred' THEN 'but referred to ' || COALESCE(p.referred_customer_id, 'no customer') || ', not to the visitor''s customer'
-                 ELSE 'not referred to the visitor''s customer' END AS detail
+                 ELSE 'not referred to the visitor''s customer' END AS detail,
+       p.visitor_id AS visitor_id
 FROM population p
 WHERE NOT (p.status = 'referred'
            AND EXISTS (SELECT 1 FROM visitor_customers vc

@@ -17,6 +17,8 @@ population:
   destination_country: where the data goes
   transferred_at: when the transfer happened
   record_count: how many records were transferred
+keys:
+  processor_id: the processor the data went to
 reads:
   data_transfers: [data_category, destination_country, processor_id, record_count, source_region, transfer_id, transferred_at]
   processors: [processor_id]
@@ -27,6 +29,7 @@ WITH population AS (
 SELECT 'data_transfers' AS table_name, t.transfer_id AS record_id, CAST(NULL AS VARCHAR) AS customer_id,
        t.transferred_at AS event_at, CAST(NULL AS TIMESTAMP) AS due_at,
        'transfer of ' || CAST(CAST(t.transferred_at AS DATE) AS VARCHAR) || ' to processor ' || COALESCE(t.processor_id, '(none)')
-         || ', which is not in the processor register' AS detail
+         || ', which is not in the processor register' AS detail,
+       t.processor_id AS processor_id
 FROM population t
 WHERE NOT EXISTS (SELECT 1 FROM processors p WHERE p.processor_id = t.processor_id)

@@ -16,6 +16,8 @@ population:
   contract_id: the processor's contract
   contract_signed_at: when the contract was signed
   contract_expires_at: when the contract expires
+keys:
+  processor_id: the processor the data went to
 reads:
   data_transfers: [processor_id, transfer_id, transferred_at]
   processors: [contract_expires_at, contract_id, contract_signed_at, country, data_categories, name, processor_id,
@@ -41,7 +43,8 @@ SELECT 'data_transfers' AS table_name, p.transfer_id AS record_id, CAST(NULL AS 
        'transfer of ' || CAST(CAST(p.transferred_at AS DATE) AS VARCHAR) || ' to processor ' || p.processor_id || ': '
          || CASE WHEN p.contract_signed_at IS NULL THEN 'no signed contract'
                  WHEN p.transferred_at < p.contract_signed_at THEN 'before its contract was signed (' || CAST(CAST(p.contract_signed_at AS DATE) AS VARCHAR) || ')'
-                 ELSE 'after its contract expired (' || CAST(CAST(p.contract_expires_at AS DATE) AS VARCHAR) || ')' END AS detail
+                 ELSE 'after its contract expired (' || CAST(CAST(p.contract_expires_at AS DATE) AS VARCHAR) || ')' END AS detail,
+       p.processor_id AS processor_id
 FROM population p
 WHERE p.contract_signed_at IS NULL
    OR p.transferred_at < p.contract_signed_at

@@ -11,6 +11,8 @@ population:
   processor_id: the processor's key
   contract_id: the processor's contract
   use_restriction_clause: the contract restricts use and disclosure
+keys:
+  contract_id: the processor's contract
 reads:
   data_transfers: [processor_id, transferred_at]
   processors: [contract_expires_at, contract_id, contract_signed_at, country, data_categories, name, processor_id,
@@ -35,6 +37,7 @@ SELECT 'processors' AS table_name, p.processor_id AS record_id, CAST(NULL AS VAR
        CAST(NULL AS TIMESTAMP) AS event_at, CAST(NULL AS TIMESTAMP) AS due_at,
        'processor receives personal data but its contract ' || COALESCE(p.contract_id, '(none)')
          || CASE WHEN p.use_restriction_clause IS NULL THEN ' does not record a use-restriction clause'
-                 ELSE ' has no use-restriction clause' END AS detail
+                 ELSE ' has no use-restriction clause' END AS detail,
+       p.contract_id AS contract_id
 FROM population p
 WHERE p.use_restriction_clause IS NOT TRUE

@@ -13,6 +13,8 @@ population:
   transferred_at: when the transfer happened
   data_category: the category of data transferred
   allowed: the data categories the processor's contract allows
+keys:
+  processor_id: the processor the data went to
 reads:
   data_transfers: [data_category, processor_id, transfer_id, transferred_at]
   processors: [contract_expires_at, contract_id, contract_signed_at, country, data_categories, name, processor_id,
@@ -39,7 +41,8 @@ SELECT 'data_transfers' AS table_name, p.transfer_id AS record_id, CAST(NULL AS 
        'transfer of ' || CAST(CAST(p.transferred_at AS DATE) AS VARCHAR) || ' sent '
          || CASE WHEN p.data_category IS NULL THEN 'an unnamed data category'
                  ELSE 'data category ''' || lower(trim(p.data_category)) || '''' END
-         || ', which the contract of processor ' || p.processor_id || ' does not list' AS detail
+         || ', which the contract of processor ' || p.processor_id || ' does not list' AS detail,
+       p.processor_id AS processor_id
 FROM population p
 WHERE p.data_category IS NULL
    OR instr(p.allowed, ';' || lower(trim(p.data_category)) || ';') = 0

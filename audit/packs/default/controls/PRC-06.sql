@@ -13,6 +13,8 @@ population:
   contract_id: the processor's contract
   contract_expires_at: when the contract expires
   recent_transfers: transfers to the processor in the activity window
+keys:
+  contract_id: the processor's contract
 reads:
   data_transfers: [processor_id, transferred_at]
   processors: [contract_expires_at, contract_id, contract_signed_at, country, data_categories, name, processor_id,
@@ -39,7 +41,8 @@ SELECT 'processors' AS table_name, p.processor_id AS record_id, CAST(NULL AS VAR
        CAST(NULL AS TIMESTAMP) AS event_at, p.contract_expires_at AS due_at,
        'contract ' || COALESCE(p.contract_id, '(none)') || ' expires ' || CAST(CAST(p.contract_expires_at AS DATE) AS VARCHAR)
          || ', ' || CAST(date_diff('day', {{ T }}, p.contract_expires_at) AS VARCHAR) || ' days after the cutoff, with '
-         || CAST(p.recent_transfers AS VARCHAR) || ' transfers in the last {{ activity_window_days }} days' AS detail
+         || CAST(p.recent_transfers AS VARCHAR) || ' transfers in the last {{ activity_window_days }} days' AS detail,
+       p.contract_id AS contract_id
 FROM population p
 WHERE p.contract_expires_at > {{ T }}
   AND p.contract_expires_at <= {{ T }} + {{ expiry_window_days }} * INTERVAL 1 DAY

@@ -14,6 +14,8 @@ population:
   completed_on: when the request was closed as completed
   deleted_on: when the account was deleted
   anonymised_on: when the account was anonymised
+keys:
+  request_ref: the erasure request's reference
 reads:
   customers: [anonymised_on, customer_ref, deleted_on]
   subject_requests: [completed_on, customer_ref, kind, received_on, request_ref, status]
@@ -30,7 +32,8 @@ WITH population AS (
 SELECT 'customers' AS table_name, p.customer_id AS record_id, p.customer_id,
        p.completed_on AS event_at, p.completed_on AS due_at,
        'erasure request ' || p.request_ref || ' completed ' || CAST(CAST(p.completed_on AS DATE) AS VARCHAR)
-         || '; the account is neither deleted nor anonymised' AS detail
+         || '; the account is neither deleted nor anonymised' AS detail,
+       p.request_ref AS request_ref
 FROM population p
 WHERE (p.deleted_on IS NULL OR p.deleted_on > {{ T }})
   AND (p.anonymised_on IS NULL OR p.anonymised_on > {{ T }})
