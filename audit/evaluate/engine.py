@@ -57,6 +57,8 @@ class RunResult:
     after_errors: list[str] = field(default_factory=list)
     cutoff: dt.datetime | None = None
     con: duckdb.DuckDBPyConnection | None = None  # open until the findings are written
+    pack: Pack | None = None
+    rendered: dict[str, str] = field(default_factory=dict)  # each evaluated control's SQL, as run (run.duckdb)
 
     def reached(self, fail_on: str | None) -> bool:
         """Some violation is at or above the `fail_on` severity."""
@@ -232,7 +234,8 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             "row_counts": _row_counts(con, ex),
             "problems": [str(p) for p in ex.problems],
         }
-        result = RunResult(run, results, list(ex.problems), cutoff=t, con=con)
+        result = RunResult(run, results, list(ex.problems), cutoff=t, con=con, pack=pack,
+                           rendered={cid: sql for cid, sql, _ in planned})
         write_violation_tables(result)
         return result
     except BaseException:

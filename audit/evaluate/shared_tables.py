@@ -117,6 +117,11 @@ def plan(con: duckdb.DuckDBPyConnection, ex: Export, wanted: dict[str, tuple[set
 def copy(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> None:
     """Copy `names` of the typed view `main.<table>` into `raw.<table>__shared`; point the view at it."""
     target = "raw." + ident(f"{table}__shared")
+    typed = con.execute("SELECT sql FROM duckdb_views() WHERE database_name = current_database() AND "
+                        "schema_name = 'main' AND view_name = ?", [table]).fetchall()
+    if typed:  # the whole typed view stays readable as raw."<table>__typed" (run.duckdb: samples, evidence)
+        body = typed[0][0].split(" AS ", 1)[1].rstrip().rstrip(";")
+        con.execute(f"CREATE OR REPLACE VIEW raw.{ident(f'{table}__typed')} AS {body}")
     con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {', '.join(names)} FROM main.{ident(table)}")
     con.execute(f"CREATE OR REPLACE VIEW main.{ident(table)} AS SELECT * FROM {target}")
 

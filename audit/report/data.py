@@ -1,14 +1,16 @@
-"""Queries behind the report notebooks: a run's findings beside the export it audited.
+"""Queries behind the report notebooks: a run's findings and what its check left in run.duckdb.
 
-`open_run()` gives an `AuditRun`, whose DuckDB connection holds
+`open_run()` gives an `AuditRun`, whose DuckDB connection (in memory) attaches the
+run folder's run.duckdb read-only (audit/outputs/run_db.py) and never the export:
 
-- `main.<table>`: the export's typed views (audit.read.export, read only);
-- `audit.active_holds`: the catalogue's shared words (audit/pack/scope.sql);
-- `audit.controls`: the controls of findings.json, one row each, in pack order;
-- `audit.violations`: the run's violations.parquet;
-- `population."<CONTROL-ID>"`: the rows each evaluated control looked at, taken
-  from the control's own SQL (its `population` CTE), so that no definition of
-  the catalogue is written a second time here.
+- `main.<table>`: the export columns the report reads outside populations, masked;
+- `audit.active_holds`: the catalogue's shared words (audit/pack/scope.sql) at the cutoff;
+- `audit.controls`: the controls of findings.json, one row each, in run order;
+- `audit.violations`: the run's violations.parquet (waived ones in `audit.waived_violations`);
+- `population."<CONTROL-ID>"`: the rows each evaluated control looked at, the columns
+  of the report views it feeds, evaluated by the check from the control's own SQL
+  (its `population` CTE), so that no definition of the catalogue is written a second time here;
+- `sample.<table>`, `audit.export_tables`, `audit.evidence`: for the explorer and the evidence rows.
 
 Every method aggregates in DuckDB and returns a small pandas frame (or a dict);
 no table is pulled whole into Python. Values that could be personal data are
@@ -18,16 +20,19 @@ masked with audit.mask before they leave (`mask_frame`).
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from audit.errors import RunMismatch, first_line
+from audit.outputs import run_db
 from audit.pack import contract as schema
 from audit.read import export
 from audit.pack.controls import SEVERITIES, Control, view_columns
-from audit.pack.render import cutoff, literal, population_sql, render, scope_sql
+from audit.pack.render import cutoff, literal
 from audit.read.export import file_sql, ident, sql_str
 from audit.outputs.findings import read_findings
 from audit.mask import mask_id, mask_value
@@ -46,10 +51,6 @@ PII_BY_NAME: dict[str, str] = {col: kind for cols in _DEFAULT_CONTRACT.pii.value
 # Identifier columns, masked like violations.parquet's ids (audit.mask.mask_id: never merged, idempotent).
 ID_NAMES = {c.name for t in _DEFAULT_CONTRACT.tables.values() for c in t.all_columns if c.type == schema.ID} | {
     "record_id", "waiver_id"}
-
-
-class RunMismatch(ValueError):
-    """The run folder holds a run of other parameters than the ones asked for."""
 
 
 def mask_frame(df: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.DataFrame:
@@ -80,9 +81,16 @@ def _days(later: str, earlier: str) -> str:
     return f"(date_diff('second', {earlier}, {later}) / 86400.0)"
 
 
+QUERY_LIMIT = 1000  # rows `AuditRun.query` returns unless told otherwise
+
+
+class ResultCut(UserWarning):
+    """`AuditRun.query` returned the first `limit` rows of a longer result."""
+
+
 @dataclass
 class AuditRun:
-    """A run folder opened for reading, with a DuckDB connection over its export."""
+    """A run folder opened for reading, with a DuckDB connection over its run.duckdb (and the export, if attached)."""
 
     run_dir: Path
     exports: Path
@@ -94,6 +102,7 @@ class AuditRun:
     problems: list[str] = field(default_factory=list)
     _columns: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _present: set[str] = field(default_factory=set, repr=False)  # tables the export has
+    _attached: bool = field(default=False, repr=False)  # main.* are the export's own views (attach_export)
 
     # -- basics -------------------------------------------------------------------------------
 
@@ -114,18 +123,25 @@ class AuditRun:
         return self.con.execute(sql, params or []).df()
 
     def evaluated(self, control_id: str) -> bool:
+        """Whether run.duckdb holds the control's population (evaluated, and feeding a view of the report)."""
         return control_id in self._columns
 
     def columns(self, control_id: str) -> list[str]:
-        """The columns of a control's population view ([] when it was not evaluated)."""
+        """The columns of a control's population kept in run.duckdb ([] when it holds none)."""
         return self._columns.get(control_id, [])
 
     def control(self, control_id: str) -> dict:
-        """One control of the run: findings, catalogue text and rate."""
+        """One control of the run: findings, catalogue text and rate.
+
+        `clauses`: every clause of clauses.yaml that lists the control, in the
+        notice's order: the card quotes exactly what the traceability table maps.
+        """
         row = next(c for c in self.findings["controls"] if c["control_id"] == control_id)
         c = self.catalogue[control_id]
         rate = row["violations"] / row["population"] if row["population"] else None
-        return {**row, "section": c.section, "quote": c.quote, "remediation": c.remediation,
+        clauses = [{"clause_id": cl.id, "section": cl.section, "quote": cl.quote}
+                   for cl in self.pack.clauses if control_id in cl.controls]
+        return {**row, "section": c.section, "quote": c.quote, "clauses": clauses, "remediation": c.remediation,
                 "rate": rate, "tables": sorted(c.tables)}
 
     def close(self) -> None:
@@ -206,29 +222,23 @@ class AuditRun:
         return out
 
     def evidence(self, control_id: str, n: int = 5) -> pd.DataFrame:
-        """The first `n` violations of a control, masked, with the record's personal data (masked) beside them."""
+        """The first `n` violations of a control, masked, with the record's personal data (masked) beside them.
+
+        Every column of violations.parquet but control_id and severity: the structured fields
+        (days_overdue) and the control's own `keys` (a request id...) come along.
+        """
         rows = self.df("""
             SELECT table_name, record_id, customer_id, CAST(event_at AS DATE) AS event_date,
-                   CAST(due_at AS DATE) AS due_date, detail
+                   CAST(due_at AS DATE) AS due_date,
+                   * EXCLUDE (control_id, severity, table_name, record_id, customer_id, event_at, due_at)
             FROM audit.violations WHERE control_id = ?
             ORDER BY due_at NULLS LAST, event_at NULLS LAST, table_name, record_id LIMIT ?""", [control_id, n])
         if rows.empty:
             return mask_frame(rows)
-        personal = {}
-        for table, group in rows.groupby("table_name"):
-            contract = self.pack.contract.tables.get(table)
-            cols = [c for c, k in self.pack.contract.pii.get(table, {}).items()
-                    if k in (schema.EMAIL, schema.PHONE, schema.IP)]
-            if not contract or not cols:
-                continue
-            ids = list(group["record_id"].astype(str))
-            got = self.con.execute(
-                f"SELECT DISTINCT ON ({contract.key}) CAST({contract.key} AS VARCHAR), {', '.join(cols)} "
-                f"FROM main.{ident(table)} WHERE CAST({contract.key} AS VARCHAR) IN "
-                f"({', '.join('?' for _ in ids)})", ids).fetchall()
-            for key, *values in got:
-                shown = [f"{c} {mask_value(self.pack.contract.pii[table][c], v)}" for c, v in zip(cols, values) if v]
-                personal[(table, key)] = "; ".join(shown)
+        # The check masked each violating record's e-mail, phone and IP columns into audit.evidence (run_db.py).
+        personal = dict(((t, r), p) for t, r, p in self.con.execute(
+            "SELECT table_name, record_id, personal_data_masked FROM audit.evidence WHERE record_id IN "
+            "(SELECT record_id FROM audit.violations WHERE control_id = ?)", [control_id]).fetchall())
         rows["personal_data_masked"] = [personal.get((t, str(r)), "") for t, r in zip(rows.table_name, rows.record_id)]
         return mask_frame(rows)
 
@@ -258,8 +268,9 @@ class AuditRun:
 
     def has_table(self, table: str, *columns: str) -> bool:
         """Whether the export's views hold a table with these columns (the report's own reads of a table)."""
-        got = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
-                                              "table_schema = 'main' AND table_name = ?", [table]).fetchall()}
+        got = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE table_catalog "
+                                              "= current_database() AND table_schema = 'main' AND table_name = ?",
+                                              [table]).fetchall()}
         return bool(got) and set(columns) <= got
 
     def _names(self, table: str, key: str, name: str, alias: str) -> str:
@@ -657,31 +668,61 @@ class AuditRun:
     # -- explorer helpers ---------------------------------------------------------------------
 
     def tables(self) -> pd.DataFrame:
-        """The export's tables: rows, columns, and which columns hold personal data."""
-        names = [r[0] for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
-        if not names:
-            return pd.DataFrame(columns=["table", "rows", "columns", "personal_data"])
-        counts = dict(self.con.execute(" UNION ALL ".join(
-            f"SELECT {sql_str(n)}, count(*) FROM main.{ident(n)}" for n in names)).fetchall())
-        cols = {}
-        for n, c in self.con.execute("SELECT table_name, count(*) FROM information_schema.columns "
-                                     "WHERE table_schema = 'main' GROUP BY 1").fetchall():
-            cols[n] = c
-        return pd.DataFrame([{"table": n, "rows": counts.get(n, 0), "columns": cols.get(n, 0),
-                              "in_export": n in self._present,
-                              "personal_data": ", ".join(f"{c} ({k})" for c, k in
-                                                         self.pack.contract.pii.get(n, {}).items())}
-                             for n in names])
+        """The export's tables as the check found them: rows, columns, and which columns hold personal data."""
+        return self.df('SELECT "table", "rows", "columns", in_export, personal_data FROM audit.export_tables '
+                       'ORDER BY "table"')
 
     def peek(self, table: str, n: int = 5) -> pd.DataFrame:
-        """The first `n` rows of a table, personal data masked."""
-        df = self.df(f"SELECT * FROM main.{ident(table)} LIMIT ?", [n])
+        """The first `n` rows of a table, personal data masked: run.duckdb's sample (the export's, if attached)."""
+        source = f"main.{ident(table)}" if self._attached else f"sample.{ident(table)}"
+        df = self.df(f"SELECT * FROM {source} LIMIT ?", [n])
         return mask_frame(df, self.pack.contract.pii.get(table, {}))
 
-    def query(self, sql: str, limit: int = 1000) -> pd.DataFrame:
-        """Any query over the export (and the audit.* / population.* views), at most `limit` rows, masked."""
-        return mask_frame(self.con.sql(sql).limit(limit).df())
+    def attach_export(self, exports: str | Path | None = None) -> None:
+        """Lay the export's own typed views over main.* for ad-hoc queries, once its fingerprint is the run's.
+
+        An export changed since the check is refused (RunMismatch): its rows would
+        sit beside findings of other rows. Reading it costs a hash of every file.
+        """
+        root = Path(exports) if exports is not None else self.exports
+        if not root.is_dir():
+            raise RunMismatch(str(self.run_dir), f"export folder {root} not found")
+        found = export.discover(root, self.pack.contract)
+        recorded_mapping = self.run.get("mapping")
+        if recorded_mapping:
+            from audit.read import mapping as mapfile
+
+            mapfile.apply(found, mapfile.load_mapping(Path(recorded_mapping["path"]), self.pack.contract))
+        now = export.digests_fingerprint(export.file_digests(found))
+        if now != self.run["input_fingerprint"]:
+            raise RunMismatch(str(self.run_dir), f"export {root} has changed since the check (input fingerprint "
+                                                 f"{now[:12]}, the run's {self.run['input_fingerprint'][:12]}): "
+                                                 f"check it again")
+        export.load(found, self.con)
+        self._attached = True
+
+    def query(self, sql: str, limit: int | None = QUERY_LIMIT) -> pd.DataFrame:
+        """Any query over run.duckdb (main.*, audit.*, population.*, sample.*; the export's views once
+        attached), masked: at most `limit` rows.
+
+        `limit=None` returns every row (pulled whole into pandas: mind the size).
+        A result cut at `limit` says so: a `ResultCut` warning, and the frame's
+        `attrs["cut"]` is True (`attrs["limit"]` the limit), so that a count
+        over it is never silently a count over its first rows.
+        """
+        rel = self.con.sql(sql)
+        if limit is None:
+            df = mask_frame(rel.df())
+            df.attrs.update(cut=False, limit=None)
+            return df
+        got = rel.limit(int(limit) + 1).df()
+        cut = len(got) > limit
+        df = mask_frame(got.head(int(limit)))
+        df.attrs.update(cut=cut, limit=int(limit))
+        if cut:
+            warnings.warn(f"query result cut at {int(limit):,} rows: it has more; pass limit=None for all "
+                          f"(or a larger limit)", ResultCut, stacklevel=2)
+        return df
 
     def violations(self, control_id: str | None = None, n: int = 50) -> pd.DataFrame:
         """Violations of the run (of one control), masked."""
@@ -690,9 +731,10 @@ class AuditRun:
                                   f"ORDER BY control_id, table_name, record_id LIMIT ?", params + [n]))
 
     def population(self, control_id: str, n: int = 50) -> pd.DataFrame:
-        """The rows a control looked at (first `n`), masked."""
+        """The rows a control looked at (first `n`), masked: the columns of the report views it feeds."""
         if not self.evaluated(control_id):
-            raise KeyError(f"{control_id} was not evaluated in this run")
+            raise KeyError(f"{control_id}: run.duckdb holds no population of it (not evaluated, or it feeds "
+                           f"no view of the report)")
         return mask_frame(self.df(f"SELECT * FROM population.{ident(control_id)} LIMIT ?", [n]))
 
     # -- internals ----------------------------------------------------------------------------
@@ -716,10 +758,13 @@ class AuditRun:
 
 def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str | None = None,
              policy: str | Path | None = None) -> AuditRun:
-    """Open a run folder; check the export into it first when it holds no findings yet.
+    """Open a run folder's run.duckdb read-only; check the export into the folder first when it holds no findings.
 
     `exports`, `as_of` and `policy` are what the run is of: they create the run
-    when `run_dir` has none, and must agree with it when it has one.
+    when `run_dir` has none, and must agree with it when it has one. The export
+    itself is not read (`AuditRun.attach_export` does, for ad-hoc queries): the
+    report reads what the check left in run.duckdb (audit/outputs/run_db.py),
+    which must be the file of the run findings.json records.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "findings.json").is_file():
@@ -731,32 +776,71 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
     findings = read_findings(run_dir)
     run = findings["run"]
     t = cutoff(run["as_of"])
+    again = "choose another run_dir, or delete that folder to check again"
     if as_of is not None and cutoff(str(as_of)) != t:
-        raise RunMismatch(f"{run_dir} holds a run as of {run['as_of']}, not {as_of}: "
-                          f"choose another run_dir, or delete that folder to check again")
+        raise RunMismatch(str(run_dir), f"holds a run as of {run['as_of']}, not {as_of}: {again}")
     recorded = Path(run["exports"])
     if exports is not None and Path(exports).resolve() != recorded.resolve():
-        raise RunMismatch(f"{run_dir} holds a run of {recorded}, not {Path(exports).resolve()}: "
-                          f"choose another run_dir, or delete that folder to check again")
-    source = recorded if recorded.is_dir() else Path(exports) if exports else recorded
-    pack_path = policy or (run["policy"]["path"] if Path(run["policy"]["path"]).is_dir() else None)
-    pack = load_pack(pack_path)
-    if pack.digest != run["policy"]["sha256"]:
-        raise RunMismatch(f"{run_dir} was checked with another version of policy pack {run['policy']['name']}: "
-                          f"choose another run_dir, or delete that folder to check again")
-    catalogue = _with_run_controls(pack.catalogue, findings)
-    con = export.connect()
+        raise RunMismatch(str(run_dir), f"holds a run of {recorded}, not {Path(exports).resolve()}: {again}")
+    con = _attach_run_db(run_dir, run)
     try:
-        ex = export.load(source, con, pack.contract)
-        con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-        con.execute(scope_sql(t, pack.contract))
-        _attach_findings(con, run_dir, findings, catalogue)
-        columns = _attach_populations(con, findings, pack, catalogue, t)
+        pack_path = policy or (run["policy"]["path"] if Path(run["policy"]["path"]).is_dir() else None)
+        pack = load_pack(pack_path)
+        if pack.digest != run["policy"]["sha256"]:
+            raise RunMismatch(str(run_dir), f"was checked with another version of policy pack "
+                                            f"{run['policy']['name']}: {again}")
+        catalogue = _with_run_controls(pack.catalogue, findings)
+        columns = {name: [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'run' AND "
+            "table_schema = 'population' AND table_name = ? ORDER BY ordinal_position", [name]).fetchall()]
+            for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = 'run' "
+                                       "AND table_schema = 'population'").fetchall()}
+        present = {r[0] for r in con.execute('SELECT "table" FROM audit.export_tables WHERE in_export').fetchall()}
     except BaseException:
         con.close()
         raise
-    return AuditRun(run_dir=run_dir, exports=source, findings=findings, pack=pack, catalogue=catalogue, cutoff=t,
-                    con=con, problems=[str(p) for p in ex.problems], _columns=columns, _present=set(ex.sources))
+    return AuditRun(run_dir=run_dir, exports=recorded, findings=findings, pack=pack, catalogue=catalogue, cutoff=t,
+                    con=con, problems=list(run.get("problems", [])), _columns=columns, _present=present)
+
+
+def _attach_run_db(run_dir: Path, run: dict) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the run's run.duckdb attached read-only, its tables under their own names.
+
+    Refused (RunMismatch) when the file is missing, of another format, or of
+    another run or input than findings.json records: its charts would not be
+    of the findings beside them.
+    """
+    path = run_dir / run_db.FILE
+    if not path.is_file():
+        raise RunMismatch(str(run_dir), f"no {run_db.FILE} (a run of an earlier version, which the report read from "
+                                        f"the export): check the export again")
+    con = duckdb.connect()
+    try:
+        try:
+            con.execute(f"ATTACH {file_sql(con, path)} AS run (READ_ONLY)")
+            got = con.execute("SELECT run_id, input_fingerprint, format FROM run.audit.run").fetchall()
+        except duckdb.Error as exc:
+            raise RunMismatch(str(run_dir), f"{run_db.FILE} cannot be read ({first_line(exc)}): "
+                                            f"check the export again") from None
+        if not got or got[0][2] != run_db.FORMAT:
+            raise RunMismatch(str(run_dir), f"{run_db.FILE} is of another version of the workbench: "
+                                            f"check the export again")
+        run_id, fingerprint, _ = got[0]
+        if run_id != run["run_id"] or fingerprint != run["input_fingerprint"]:
+            raise RunMismatch(str(run_dir), f"{run_db.FILE} holds run {run_id} of input {fingerprint[:12]}, but "
+                                            f"findings.json run {run['run_id']} of input "
+                                            f"{run['input_fingerprint'][:12]}: check the export again")
+        # Views in the in-memory database over the file's tables: the file is never written, and
+        # the explorer may lay the export's own views over main.* (attach_export).
+        for schema_name, table in con.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                                              "WHERE table_catalog = 'run'").fetchall():
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema_name)}")
+            con.execute(f"CREATE OR REPLACE VIEW {ident(schema_name)}.{ident(table)} AS "
+                        f"SELECT * FROM run.{ident(schema_name)}.{ident(table)}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _with_run_controls(catalogue: dict[str, Control], findings: dict) -> dict[str, Control]:
@@ -772,42 +856,3 @@ def _with_run_controls(catalogue: dict[str, Control], findings: dict) -> dict[st
             id=cid, title=c["title"], section=c.get("clause", ""), quote="", remediation="", requires=(), uses=(),
             sql="", family="")
     return out
-
-
-def _attach_findings(con: duckdb.DuckDBPyConnection, run_dir: Path, findings: dict,
-                     catalogue: dict[str, Control]) -> None:
-    rows = [(i, c["control_id"], c["title"], c["severity"], c["status"], int(c["violations"]),
-             int(c["population"]), c["message"], catalogue[c["control_id"]].section,
-             catalogue[c["control_id"]].family) for i, c in enumerate(findings["controls"])]
-    con.execute("CREATE OR REPLACE TABLE audit.controls (ord INTEGER, control_id VARCHAR, title VARCHAR, "
-                "severity VARCHAR, status VARCHAR, violations BIGINT, population BIGINT, message VARCHAR, "
-                "section VARCHAR, suite VARCHAR)")
-    if rows:
-        con.executemany("INSERT INTO audit.controls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    parquet = f"read_parquet({file_sql(con, run_dir / 'violations.parquet')})"  # a path, not a pattern
-    names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {parquet}").fetchall()}
-    if "waiver_id" in names:  # waived violations stay in the file, marked; they are not violations any more
-        con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * EXCLUDE (waiver_id) FROM {parquet} "
-                    f"WHERE waiver_id IS NULL")
-        con.execute(f"CREATE OR REPLACE VIEW audit.waived_violations AS SELECT * FROM {parquet} "
-                    f"WHERE waiver_id IS NOT NULL")
-    else:
-        con.execute(f"CREATE OR REPLACE VIEW audit.violations AS SELECT * FROM {parquet}")
-
-
-def _attach_populations(con: duckdb.DuckDBPyConnection, findings: dict, pack: Pack,
-                        catalogue: dict[str, Control], t: dt.datetime) -> dict[str, list[str]]:
-    """A view of every evaluated control's population, from the control's own SQL; their columns."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS population")
-    columns = {}
-    for c in findings["controls"]:
-        cid = c["control_id"]
-        if c["status"] not in ("pass", "fail") or cid not in pack.controls:
-            continue
-        body = population_sql(render(catalogue[cid], pack, t), "*")
-        try:
-            con.execute(f"CREATE OR REPLACE VIEW population.{ident(cid)} AS {body}")
-            columns[cid] = [r[0] for r in con.execute(f"DESCRIBE population.{ident(cid)}").fetchall()]
-        except duckdb.Error:
-            con.execute(f"DROP VIEW IF EXISTS population.{ident(cid)}")
-    return columns
