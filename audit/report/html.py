@@ -221,6 +221,14 @@ def attestation(a: dict | None) -> str:
             f'(until {esc(a["expires"])}); evidence: {esc(a["evidence"])}{note_}</span></div>')
 
 
+def clause_quotes(control: dict) -> str:
+    """The clauses a control tests, as the traceability table maps them (`clauses`), each with its section."""
+    quoted = control.get("clauses") or [{"clause_id": "", "section": control["section"], "quote": control["quote"]}]
+    return "".join(f'<p class="audit-clause" data-clause="{esc(c["clause_id"])}" style="margin:2px 0 6px">'
+                   f'<span style="color:{MUTED}">{esc(c["section"])}</span><br>“{esc(c["quote"])}”</p>'
+                   for c in quoted)
+
+
 def traceability(rows: list[dict]) -> Html:
     """Clause by clause: the notice's words, the controls that test them (linked), status, manual checks.
 
@@ -352,7 +360,7 @@ def control_section(control: dict, evidence: pd.DataFrame) -> Html:
         f'<span style="color:{MUTED};font-size:0.9em">tables: {esc(", ".join(control["tables"]))}</span></span>'
         f'</summary>'
         f'<blockquote style="margin:8px 0;padding:2px 12px;border-left:3px solid {BORDER};color:{INK}">'
-        f'<span style="color:{MUTED}">{esc(control["section"])}</span><br>“{esc(control["quote"])}”</blockquote>'
+        f'{clause_quotes(control)}</blockquote>'
         f'{metrics}{message}{ev}{remedy}</details>')
 
 
