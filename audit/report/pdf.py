@@ -4,7 +4,7 @@ Driven over the DevTools protocol, not `chromium --print-to-pdf`: the command
 line prints at the load event, before plotly has drawn every chart, and at the
 window's width, so charts drawn for a wide window are cut off on the page.
 Here the page is loaded, plotly's drawing awaited, every chart resized to the
-printable width and at most 3/4 of a page high (`window.auditPrintLayout()` of
+printable width and at most 3/5 of a page high (`window.auditPrintLayout()` of
 the report's own script, audit/templates/audit_report/report.js, which a
 browser's print also calls), then `Page.printToPDF` prints with the report's
 print stylesheet (A4, `@page` in report.css).

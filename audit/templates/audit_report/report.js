@@ -106,7 +106,9 @@
     });
   }
 
-  /* Every chart as wide as the printed page's text (minus its own indent in the page) and at most 3/4 of a page
+  var PRINT_SCALE = 0.85;  /* charts print a little lower than on screen, as the print stylesheet's text is smaller */
+
+  /* Every chart as wide as the printed page's text (minus its own indent in the page) and at most 3/5 of a page
      high; collapsed controls opened. Resolves to the number of charts laid out. */
   window.auditPrintLayout = function () {
     controls().forEach(function (c) {
@@ -122,9 +124,10 @@
         var indent = Math.max(0, r.left - left) + Math.max(0, right - (r.left + gd.parentElement.getBoundingClientRect().width));
         if (!gd.dataset.auditScreenHeight) gd.dataset.auditScreenHeight = String(gd._fullLayout.height);
         var width = Math.floor(Math.min(pageWidth - indent, pageWidth));
-        var height = Math.floor(Math.min(Number(gd.dataset.auditScreenHeight), pageHeight * 0.75));
+        var height = Math.floor(Math.min(Number(gd.dataset.auditScreenHeight) * PRINT_SCALE, pageHeight * 0.6));
         gd.style.width = width + "px";
         gd.style.height = height + "px";
+        gd.parentElement.style.height = "auto";  /* plotly's wrapper div keeps the screen height otherwise */
         return window.Plotly.relayout(gd, {width: width, height: height}).then(function () {
           /* plotly never wraps a title: a long one is set smaller until it fits the page */
           var title = gd.querySelector(".gtitle");
@@ -144,6 +147,7 @@
     });
     charts().forEach(function (gd) {
       if (!gd.dataset.auditScreenHeight || !window.Plotly) return;
+      gd.parentElement.style.height = gd.dataset.auditScreenHeight + "px";
       gd.style.width = "100%";
       gd.style.height = gd.dataset.auditScreenHeight + "px";
       window.Plotly.relayout(gd, {width: null, height: Number(gd.dataset.auditScreenHeight), autosize: true});
