@@ -77,7 +77,13 @@ def write(result, folder: Path) -> Path:
     tmp.unlink(missing_ok=True)
     con.execute(f"ATTACH {file_sql(con, tmp)} AS run_db")
     try:
-        _Writer(con, result, Path(folder)).write_all()
+        con.execute("BEGIN")  # one transaction: one write of the file instead of one per table
+        try:
+            _Writer(con, result, Path(folder)).write_all()
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
     finally:
         con.execute("DETACH run_db")
     os.replace(tmp, path)
@@ -99,6 +105,7 @@ class _Writer:
         self.kinds = {c: k for cols in self.contract.pii.values() for c, k in cols.items()}
         self.ids = {c.name for t in self.contract.tables.values() for c in t.all_columns if c.type == schema.ID}
         self._n = 0
+        self._known: dict[tuple[str, str], set[str]] | None = None
 
     def write_all(self) -> None:
         for s in ("audit", "population", "sample"):
@@ -141,15 +148,34 @@ class _Writer:
             FROM (SELECT record_id AS raw FROM audit.all_violations UNION SELECT record_id FROM audit.active_holds
                   {held}) WHERE raw IS NOT NULL""")
 
-    def copy_masked(self, source: str, dest: str, table: str | None = None, keys: bool = True) -> list[str]:
-        """`CREATE TABLE dest` from the query `source`, every text column masked; its columns."""
+    @staticmethod
+    def _masking(how: str, v: str) -> tuple[str, str]:
+        """(SQL: whether value `v` may need masking, SQL: its masked form) for a text column masked as `how`."""
+        text = f"regexp_matches({v}, {sql_str(mask.PREFILTER_RE2)})"
+        if how == "id":
+            return f"length({v}) > {mask.ID_SHOWN} OR {text}", f"audit_mask_id({v})"
+        if how == "text":
+            return text, f"audit_scrub({v})"
+        return "true", f"audit_mask_value({sql_str(how)}, {v})"
+
+    def copy_masked(self, source: str, dest: str, table: str | None = None, keys: bool = True,
+                    small: bool = False) -> list[str]:
+        """`CREATE TABLE dest` from the query `source`, every text column masked; its columns.
+
+        Python masks the distinct values of a column (a map joined back), or, for a
+        `small` source (a few rows), each value in place: one statement instead of several.
+        """
         self._n += 1
         src = f"__src{self._n}"
         con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS {source}")
+        if small:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {src} AS {source}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS {source}")
+        maps = []
         try:
             described = con.execute(f"DESCRIBE {src}").fetchall()
-            select, joins, maps = [], [], []
+            select, joins = [], []
             for i, (name, ltype, *_) in enumerate(described):
                 col = f"s.{ident(name)}"
                 if ltype != "VARCHAR":
@@ -162,18 +188,16 @@ class _Writer:
                     select.append(f"CASE WHEN f{i}.raw IS NOT NULL THEN f{i}.masked WHEN {col} IS NOT NULL "
                                   f"THEN {other} END AS {ident(name)}")
                     continue
+                if small:
+                    pick, masked = self._masking(how, col)
+                    select.append(f"CASE WHEN {col} IS NOT NULL AND ({pick}) THEN {masked} ELSE {col} END "
+                                  f"AS {ident(name)}")
+                    continue
                 m = f"__map{self._n}_{i}"
                 maps.append(m)
-                v = ident(name)
-                if how == "id":
-                    pick, fn = f"length({v}) > {mask.ID_SHOWN} OR regexp_matches({v}, {sql_str(mask.PREFILTER_RE2)})", \
-                        "audit_mask_id(v)"
-                elif how == "text":
-                    pick, fn = f"regexp_matches({v}, {sql_str(mask.PREFILTER_RE2)})", "audit_scrub(v)"
-                else:
-                    pick, fn = "true", f"audit_mask_value({sql_str(how)}, v)"
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {m} AS SELECT v, {fn} AS masked FROM "
-                            f"(SELECT DISTINCT {v} AS v FROM {src} WHERE {v} IS NOT NULL AND ({pick}))")
+                pick, masked = self._masking(how, "v")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {m} AS SELECT v, {masked} AS masked FROM "
+                            f"(SELECT DISTINCT {ident(name)} AS v FROM {src}) WHERE v IS NOT NULL AND ({pick})")
                 joins.append(f"LEFT JOIN {m} ON {m}.v = {col}")
                 select.append(f"CASE WHEN {m}.v IS NOT NULL THEN {m}.masked ELSE {col} END AS {ident(name)}")
             con.execute(f"CREATE TABLE {dest} AS SELECT {', '.join(select)} FROM {src} s {' '.join(joins)}")
@@ -181,7 +205,7 @@ class _Writer:
         finally:
             for m in maps:
                 con.execute(f"DROP TABLE IF EXISTS {m}")
-            con.execute(f"DROP TABLE IF EXISTS {src}")
+            con.execute(f"DROP {'VIEW' if small else 'TABLE'} IF EXISTS {src}")
 
     # -- tables --------------------------------------------------------------------------------
 
@@ -255,26 +279,29 @@ class _Writer:
     def _typed(self, table: str) -> tuple[str, str]:
         """(schema, name) of a table's whole typed view: `main`, or `raw.<table>__typed` when main.<table>
         was pointed at a copy of some columns (audit/evaluate/shared_tables.py)."""
-        kept = self.con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() AND "
-                                "schema_name = 'raw' AND view_name = ?", [f"{table}__typed"]).fetchall()[0][0]
-        return ("raw", f"{table}__typed") if kept else ("main", table)
+        return ("raw", f"{table}__typed") if ("raw", f"{table}__typed") in self._catalog() else ("main", table)
 
     def _source(self, table: str) -> str:
         return ".".join(ident(p) for p in self._typed(table))
 
     def _columns(self, table: str) -> set[str]:
-        schema_name, name = self._typed(table)
-        return {r[0] for r in self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-            "AND table_schema = ? AND table_name = ?", [schema_name, name]).fetchall()}
+        return self._catalog().get(self._typed(table), set())
+
+    def _catalog(self) -> dict[tuple[str, str], set[str]]:
+        """(schema, table) -> columns of the check's database, read once."""
+        if self._known is None:
+            self._known = {}
+            for schema_name, table, column in self.con.execute(
+                    "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+                    "WHERE table_catalog = current_database()").fetchall():
+                self._known.setdefault((schema_name, table), set()).add(column)
+        return self._known
 
     def _export(self) -> None:
         """The export's tables as facts, the columns the report reads, a masked sample of each, the holds."""
         con = self.con
         counts = self.result.run.get("row_counts", {})
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-            "AND table_schema = 'main' ORDER BY 1").fetchall()]
+        names = sorted(t for schema_name, t in self._catalog() if schema_name == "main")
         facts = []
         for name in names:
             cols = self._columns(name)
@@ -286,7 +313,7 @@ class _Writer:
                 self.copy_masked(f"SELECT {', '.join(ident(c) for c in wanted)} FROM {self._source(name)}",
                                  f"run_db.main.{ident(name)}", name)
             self.copy_masked(f"SELECT * FROM {self._source(name)} LIMIT {SAMPLE_ROWS}",
-                             f"run_db.sample.{ident(name)}", name, keys=False)
+                             f"run_db.sample.{ident(name)}", name, keys=False, small=True)
         con.execute('CREATE TABLE run_db.audit.export_tables ("table" VARCHAR, "rows" BIGINT, "columns" INTEGER, '
                     "in_export BOOLEAN, personal_data VARCHAR)")
         if facts:
