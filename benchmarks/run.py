@@ -8,7 +8,9 @@ alike:
 - `audit check` (the product),
 - `benchmarks/floor.py`: the same 31 controls as a hand-written DuckDB script,
 - `benchmarks/peer_gx_pandas.py`: GX over pandas DataFrames (10 controls),
-  Parquet only, skipped above --peer-max rows (pandas holds every table in memory).
+  Parquet only, skipped above --peer-max rows (pandas holds every table in memory),
+- `audit run` (check, then the report notebooks and report.html), Parquet only,
+  up to --run-max rows: `audit run` against `audit check` (issue 11: at most 1.3x).
 
 Each process's wall time and peak RSS (its whole process tree, polled with
 psutil) are recorded; medians are quoted. The floor's and the peer's violation
@@ -155,11 +157,14 @@ def warm_cache(folder: Path) -> None:
 
 
 def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_limit: str | None,
-             floor_memory_limit: str | None, scratch: Path) -> dict:
-    case = {"format": fmt, "rows": rows, "label": label(rows), "repeat": repeat, "runs": {"audit": [], "floor": [], "peer": []},
+             floor_memory_limit: str | None, scratch: Path, with_run: bool = False) -> dict:
+    case = {"format": fmt, "rows": rows, "label": label(rows), "repeat": repeat,
+            "runs": {"audit": [], "floor": [], "peer": [], "run": []},
             "agreement": {}, "peer_skipped": None if peer else "not run"}
     check = [*audit_cmd(), "check", "--exports", str(folder), "--as-of", AS_OF, "--out", str(scratch / "run"),
              "--ledger", str(scratch / "ledger.duckdb")]
+    report = [*audit_cmd(), "run", "--exports", str(folder), "--as-of", AS_OF, "--out", str(scratch / "report"),
+              "--ledger", str(scratch / "report-ledger.duckdb")]
     if memory_limit:
         check += ["--memory-limit", memory_limit]
     env = {**os.environ, "CI": "true"}  # no progress bars in measured runs
@@ -171,8 +176,8 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
                 "--json", str(scratch / "peer.json")]
     warm_cache(folder)
     for i in range(repeat):
-        for who, cmd in (("audit", check), ("floor", floor), ("peer", peer_cmd)):
-            if who == "peer" and not peer:
+        for who, cmd in (("audit", check), ("floor", floor), ("peer", peer_cmd), ("run", report)):
+            if who == "peer" and not peer or who == "run" and not with_run:
                 continue
             print(f"  {fmt} {label(rows)} run {i + 1}/{repeat}: {who} ...", file=sys.stderr, flush=True, end="")
             res = measure(cmd, env)
@@ -181,7 +186,7 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
             case["runs"][who].append(res)
             if res["returncode"] not in (0, 1):
                 raise SystemExit(f"{who} failed on {folder} (exit {res['returncode']}):\n{res['stderr_tail']}")
-            if i == 0:
+            if i == 0 and who != "run":
                 if who == "audit":
                     reference = counts_from_findings(scratch / "run")
                     case["audit_counts"] = reference
@@ -197,6 +202,9 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
     case["ratio_audit_to_floor"] = round(case["audit"]["median_seconds"] / case["floor"]["median_seconds"], 2)
     if peer:
         case["ratio_peer_to_audit"] = round(case["peer"]["median_seconds"] / case["audit"]["median_seconds"], 2)
+    if with_run:
+        case["ratio_run_to_check"] = round(case["run"]["median_seconds"] / case["audit"]["median_seconds"], 2)
+        case["run_report_errors"] = [r["stderr_tail"] for r in case["runs"]["run"] if r["stderr_tail"]]
     return case
 
 
@@ -254,6 +262,19 @@ def markdown(doc: dict) -> str:
                            f"{gb:.2f} GB in {c['audit']['median_seconds']:.0f} s, {'met' if gb <= 8 else 'NOT met'}.")
     if targets:
         lines += ["Targets (issue 5):", *targets, ""]
+    runs = [c for c in doc["cases"] if c.get("run")]
+    if runs:
+        lines += ["`audit run` (check, notebooks from run.duckdb, report.html) against `audit check`, same export, "
+                  "runs interleaved:", "",
+                  "| export | rows | runs | audit check | audit run | run / check | CPU run / check | run peak RSS |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {c['format']} | {c['label']} | {c['repeat']} | {c['audit']['median_seconds']:.2f} s "
+                  f"| {c['run']['median_seconds']:.2f} s | {c['ratio_run_to_check']:.2f}x "
+                  f"| {c['run']['median_cpu_seconds']:.1f} / {c['audit']['median_cpu_seconds']:.1f} s "
+                  f"| {c['run']['max_peak_rss_mb'] / 1024:.2f} GB |" for c in runs]
+        lines += [""] + [f"- `audit run` at most 1.3x `audit check` at {c['label']} rows ({c['format']}): "
+                         f"{c['ratio_run_to_check']:.2f}x, {'met' if c['ratio_run_to_check'] <= 1.3 else 'NOT met'}."
+                         for c in runs if c["rows"] >= 10**7] + [""]
     bad = [f"{c['format']} {c['label']} {who}: {a['mismatches']}" for c in doc["cases"]
            for who, a in c["agreement"].items() if a["mismatches"]]
     if bad:
@@ -268,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv-max", type=float, default=1e7, help="largest size run in CSV")
     ap.add_argument("--peer-max", type=float, default=1e7,
                     help="largest size the GX-on-pandas peer runs at (pandas loads tables whole)")
+    ap.add_argument("--run-max", type=float, default=1e7,
+                    help="largest size `audit run` is measured at, against `audit check` (Parquet; 0: never)")
     ap.add_argument("--repeat", type=int, default=None, help="runs per case (default 5, 1 above 1e7)")
     ap.add_argument("--memory-limit", default=None, help="passed to audit check --memory-limit")
     ap.add_argument("--floor-memory", default="same",
@@ -299,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                 folder = ensure_sample(args.data, fmt, rows)
                 repeat = args.repeat or (5 if rows <= 10**7 else 1)
                 peer = fmt == "parquet" and rows <= args.peer_max
-                case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, floor_limit, Path(tmp))
+                case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, floor_limit, Path(tmp),
+                                with_run=fmt == "parquet" and rows <= args.run_max)
                 if not peer:
                     case["peer_skipped"] = (
                         "CSV (the peer reads Parquet)" if fmt != "parquet" else

@@ -34,7 +34,10 @@ def test_bench_harness_runs_and_floor_agrees(tmp_path):
         assert case["audit"]["median_seconds"] > 0 and case["floor"]["max_peak_rss_mb"] > 0
     parquet = next(c for c in doc["cases"] if c["format"] == "parquet")
     assert parquet["agreement"]["peer"] == {"controls": 10, "mismatches": []}
+    assert parquet["run"]["median_seconds"] > 0 and parquet["ratio_run_to_check"] > 0  # audit run vs check
+    assert parquet["run_report_errors"] == []
     csv = next(c for c in doc["cases"] if c["format"] == "csv")
+    assert "run" not in csv  # measured on Parquet only
     assert "peer" not in csv["agreement"] and csv["peer_skipped"]
     table = (results / "bench.md").read_text()
     assert "| parquet | 2e4 |" in table or "| parquet | 20000 |" in table
