@@ -65,7 +65,7 @@ def test_days_overdue_is_whole_days_from_due_to_the_cutoff_for_overdue_controls_
             want = (cutoff - due.date()).days if due < dt.datetime.combine(cutoff, dt.time.max) else None
             assert r["days_overdue"] == ("" if want is None else str(want)), r
             # the control's own words agree with the column
-            m = re.search(r"(\d+) days overdue", r["detail"])
+            m = re.search(r"(\d+) days? overdue", r["detail"])
             if m:
                 assert m.group(1) == r["days_overdue"], r
             checked += 1
@@ -96,6 +96,16 @@ def test_pack_check_names_a_control_whose_sql_does_not_return_its_keys(tmp_path)
     path.write_text(text.replace("keys:\n  request_id:", "keys:\n  detail:"), encoding="utf-8")
     proc = run_audit("pack", "check", pack)
     assert proc.returncode == 2 and "keys" in proc.stderr and "detail" in proc.stderr, proc.stderr
+
+
+def test_no_personal_data_in_violations_xlsx(boundary_run):
+    from tests import boundary_export
+
+    wb = openpyxl.load_workbook(boundary_run["out"] / "violations.xlsx")
+    text = "\n".join(str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row)
+    assert "DSR-02" in text
+    for value in boundary_export.PERSONAL:
+        assert value not in text and value.lower() not in text.lower(), value
 
 
 # -- a hostile request id: masked, defused, XML-safe, in every file --------------------------------
