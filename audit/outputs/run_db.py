@@ -77,9 +77,11 @@ def write(result, folder: Path) -> Path:
     tmp.unlink(missing_ok=True)
     con.execute(f"ATTACH {file_sql(con, tmp)} AS run_db")
     try:
+        writer = _Writer(con, result, Path(folder))
+        writer.plan()  # outside the transaction: a failed statement would abort it
         con.execute("BEGIN")  # one transaction: one write of the file instead of one per table
         try:
-            _Writer(con, result, Path(folder)).write_all()
+            writer.write_all()
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -143,10 +145,11 @@ class _Writer:
         if holds is not None and holds.table in self.contract.tables and self._columns(holds.table) >= {
                 holds.record_id}:
             held = (f" UNION SELECT CAST({ident(holds.record_id)} AS VARCHAR) FROM {self._source(holds.table)}")
+        if ("audit", "active_holds") in self._catalog():
+            held = f" UNION SELECT record_id FROM audit.active_holds{held}"
         self.con.execute(f"""CREATE OR REPLACE TEMP TABLE __flagged AS
             SELECT raw, audit_mask_id(raw) AS masked
-            FROM (SELECT record_id AS raw FROM audit.all_violations UNION SELECT record_id FROM audit.active_holds
-                  {held}) WHERE raw IS NOT NULL""")
+            FROM (SELECT record_id AS raw FROM audit.all_violations{held}) WHERE raw IS NOT NULL""")
 
     @staticmethod
     def _masking(how: str, v: str) -> tuple[str, str]:
@@ -264,8 +267,14 @@ class _Writer:
                                              "NULL::VARCHAR AS personal_data_masked WHERE false")
         self.con.execute(f"CREATE TABLE run_db.audit.evidence AS {body}")
 
-    def _populations(self) -> None:
-        """Each evaluated control's population, restricted to the columns of the report views it feeds."""
+    def plan(self) -> None:
+        """Each evaluated control's population query, restricted to the columns of the report views it feeds.
+
+        A query DuckDB cannot bind (a pack declaring a population column its SQL
+        does not give) is left out: the report says the control feeds nothing,
+        and the check's findings stand.
+        """
+        self.populations: list[tuple[str, str]] = []
         rendered = self.result.rendered
         for r in self.result.controls:
             c = r.control
@@ -273,8 +282,16 @@ class _Writer:
                 continue
             cols = list(dict.fromkeys(col for view in c.report for col in view_columns(view, c.population).values()
                                       if col))
-            self.copy_masked(population_sql(rendered[c.id], ", ".join(ident(col) for col in cols)),
-                             f"run_db.population.{ident(c.id)}")
+            try:
+                sql = population_sql(rendered[c.id], ", ".join(ident(col) for col in cols))
+                self.con.execute(f"DESCRIBE {sql}").fetchall()
+            except (ValueError, duckdb.Error):
+                continue
+            self.populations.append((c.id, sql))
+
+    def _populations(self) -> None:
+        for cid, sql in self.populations:
+            self.copy_masked(sql, f"run_db.population.{ident(cid)}")
 
     def _typed(self, table: str) -> tuple[str, str]:
         """(schema, name) of a table's whole typed view: `main`, or `raw.<table>__typed` when main.<table>
@@ -318,4 +335,6 @@ class _Writer:
                     "in_export BOOLEAN, personal_data VARCHAR)")
         if facts:
             con.executemany("INSERT INTO run_db.audit.export_tables VALUES (?, ?, ?, ?, ?)", facts)
-        self.copy_masked("SELECT * FROM audit.active_holds", "run_db.audit.active_holds")
+        holds = "SELECT * FROM audit.active_holds" if ("audit", "active_holds") in self._catalog() else \
+            "SELECT NULL::VARCHAR AS table_name, NULL::VARCHAR AS record_id WHERE false"
+        self.copy_masked(holds, "run_db.audit.active_holds")
