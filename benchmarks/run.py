@@ -157,7 +157,7 @@ def warm_cache(folder: Path) -> None:
 
 
 def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_limit: str | None,
-             floor_memory_limit: str | None, scratch: Path, with_run: bool = False) -> dict:
+             floor_memory_limit: str | None, scratch: Path, with_run: bool = False, policy: Path | None = None) -> dict:
     case = {"format": fmt, "rows": rows, "label": label(rows), "repeat": repeat,
             "runs": {"audit": [], "floor": [], "peer": [], "run": []},
             "agreement": {}, "peer_skipped": None if peer else "not run"}
@@ -167,6 +167,9 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
               "--ledger", str(scratch / "report-ledger.duckdb")]
     if memory_limit:
         check += ["--memory-limit", memory_limit]
+    if policy:
+        check += ["--policy", str(policy)]
+        report += ["--policy", str(policy)]
     env = {**os.environ, "CI": "true"}  # no progress bars in measured runs
     floor = [sys.executable, str(HERE / "floor.py"), "--exports", str(folder), "--as-of", AS_OF,
              "--json", str(scratch / "floor.json")]
@@ -291,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="largest size the GX-on-pandas peer runs at (pandas loads tables whole)")
     ap.add_argument("--run-max", type=float, default=1e7,
                     help="largest size `audit run` is measured at, against `audit check` (Parquet; 0: never)")
+    ap.add_argument("--policy", type=Path, default=None,
+                    help="policy pack for audit check and audit run (default: the bundled one; the floor is its SQL)")
     ap.add_argument("--repeat", type=int, default=None, help="runs per case (default 5, 1 above 1e7)")
     ap.add_argument("--memory-limit", default=None, help="passed to audit check --memory-limit")
     ap.add_argument("--floor-memory", default="same",
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 repeat = args.repeat or (5 if rows <= 10**7 else 1)
                 peer = fmt == "parquet" and rows <= args.peer_max
                 case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, floor_limit, Path(tmp),
-                                with_run=fmt == "parquet" and rows <= args.run_max)
+                                with_run=fmt == "parquet" and rows <= args.run_max, policy=args.policy)
                 if not peer:
                     case["peer_skipped"] = (
                         "CSV (the peer reads Parquet)" if fmt != "parquet" else
