@@ -57,7 +57,7 @@ def test_detail_explains_due_date_and_policy_source(boundary_run):
     with open(boundary_run["out"] / "violations.csv", newline="") as fh:
         rows = {(r["control_id"], r["record_id"]): r["detail"] for r in csv.DictReader(fh)}
     assert rows[("RET-01", "M-OLD")] == (
-        "created 2025-09-29, due 2026-09-29 (365 days, policy default), 1 days overdue; not deleted or anonymized")
+        "created 2025-09-29, due 2026-09-29 (365 days, policy default), 1 day overdue; not deleted or anonymized")
     assert rows[("RET-01", "M-CU2")] == (
         "created 2026-08-15, due 2026-09-14 (30 days, contract override), 16 days overdue; not deleted or anonymized")
     assert rows[("PRC-05", "T-PS-AFTER")].startswith("EU to US on 2020-07-17 under privacy_shield: Privacy Shield was invalidated on 2020-07-16")

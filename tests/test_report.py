@@ -6,6 +6,7 @@ xdist workers through a file lock) from the bundled sample export.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -401,3 +402,14 @@ def test_open_run_refuses_a_run_of_another_cutoff(rendered_run):
         run.close()
     with pytest.raises(RunMismatch, match="as of"):
         open_run(rendered_run["out"], exports=SAMPLE, as_of="2026-06-30")
+
+
+def test_violation_details_count_one_day_and_print_money_with_two_decimals(boundary_run):
+    """Issue 11: "1 days overdue" and "a fee of 5.0000" in the evidence the report shows."""
+    with open(boundary_run["out"] / "violations.csv", newline="", encoding="utf-8") as fh:
+        details = {(r["control_id"], r["record_id"]): r["detail"] for r in csv.DictReader(fh)}
+    assert not [d for d in details.values() if re.search(r"\b1 days\b", d)]
+    one_day = [d for d in details.values() if re.search(r"\b1 day overdue\b", d)]
+    assert one_day  # the boundary export has a record one day past due
+    fees = [d for (c, _), d in details.items() if c == "CMP-02"]
+    assert fees and all(re.search(r"a fee of \d+\.\d{2}$", d) for d in fees), fees

@@ -17,12 +17,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from audit.pack.controls import SEVERITIES
-from audit.report.html import SEVERITY_STYLE, Html, note, plural, short
+from audit.report.html import SEVERITY_STYLE, STATUS_STYLE, Html, note, plural, short
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
-STATUS_COLORS = {"fail": "#c0392b", "error": "#e67e22", "not_evaluated": "#a0a7ad", "pass": "#2e8b57",
-                 "not_applicable": "#d5d8dc"}
+STATUS_COLORS = {s: STATUS_STYLE[s][1] for s in ("fail", "error", "not_evaluated", "pass", "not_applicable")}
 # One palette per meaning, never a colour for two (issue 11): status (red, orange, green, grey), severity (purples,
 # the badges' own), states of a record (STATE_COLORS: red is bad, green good, purple on hold or waived),
 # control ids (blues and teals), tables (browns). Charts side by side then never share a colour across meanings.

@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 STATUS_STYLE = {
-    "fail": ("#fff", "#c0392b", "failed"), "error": ("#fff", "#e67e22", "error"),
+    "fail": ("#fff", "#c0392b", "failed"), "error": ("#fff", "#b85c0c", "error"),  # orange dark enough for white
     "not_evaluated": ("#fff", "#7f8c8d", "not evaluated"), "pass": ("#fff", "#2e8b57", "passed"),
     "not_applicable": ("#34495e", "#d5d8dc", "not applicable"),
     "manual": ("#34495e", "#e5e8eb", "manual"),
     # a manual clause's attestation (audit/evaluate/attestations.py)
     "satisfied": ("#fff", "#2e8b57", "satisfied"), "partially_satisfied": ("#fff", "#b7950b", "partially satisfied"),
-    "not_satisfied": ("#fff", "#c0392b", "not satisfied"), "not_attested": ("#fff", "#e67e22", "not attested"),
+    "not_satisfied": ("#fff", "#c0392b", "not satisfied"), "not_attested": ("#fff", "#b85c0c", "not attested"),
 }
 # Severity has a palette of its own (purples, darkest for critical), never the red, orange and green of a status:
 # adjacent charts and badges must not use one colour for two meanings. (foreground, background) pairs.
@@ -204,7 +204,7 @@ def table(df: pd.DataFrame, columns: dict[str, str] | None = None, empty: str = 
                 shown = f'<a href="{esc(links[c].format(text))}" style="text-decoration:none">{shown}</a>'
             cells.append(f'<td style="{style}">{shown}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = (f'<p style="color:#566573;font-size:0.85em">{len(df) - max_rows:,} more rows not shown.</p>'
+    more = (f'<p style="color:{MUTED};font-size:0.85em">{len(df) - max_rows:,} more rows not shown.</p>'
             if len(df) > max_rows else "")
     return Html(f'<div style="overflow-x:auto"><table class="audit-table" style="border-collapse:collapse;'
                 f'font-size:0.9em;margin:6px 0 12px">'
@@ -217,7 +217,7 @@ def attestation(a: dict | None) -> str:
         return f'<div style="margin-top:4px">{badge("not_attested")}</div>'
     note_ = f"; {esc(a['note'])}" if a.get("note") else ""
     return (f'<div style="margin-top:4px">{badge(a["result"].replace(" ", "_"))} '
-            f'<span style="color:#566573">attested by {esc(a["reviewer"])} on {esc(a["date"])} '
+            f'<span style="color:{MUTED}">attested by {esc(a["reviewer"])} on {esc(a["date"])} '
             f'(until {esc(a["expires"])}); evidence: {esc(a["evidence"])}{note_}</span></div>')
 
 
@@ -242,10 +242,10 @@ def traceability(rows: list[dict]) -> Html:
         manual = esc(r["manual"]) + attestation(r.get("attestation")) if r["manual"] else ""
         out.append(
             f'<tr><td style="{cell}">'
-            f'<div style="color:#566573;font-size:0.85em">{esc(r["section"])}</div>“{esc(r["quote"])}”</td>'
+            f'<div style="color:{MUTED};font-size:0.85em">{esc(r["section"])}</div>“{esc(r["quote"])}”</td>'
             f'<td style="{cell}">{ctl or badge("manual")}</td>'
             f'<td style="{cell}">{badge(r["status"])}</td>'
-            f'<td style="{cell};font-size:0.9em;color:#34495e">{manual}</td></tr>')
+            f'<td style="{cell};font-size:0.9em;color:{INK}">{manual}</td></tr>')
     head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid {BORDER};width:{w}">{h}</th>'
                    for h, w in (("Clause of the notice", "42%"), ("Controls", "24%"), ("Status", "10%"),
                                 ("Manual check", "24%")))

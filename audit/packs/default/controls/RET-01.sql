@@ -41,7 +41,8 @@ population AS (
 SELECT 'communications' AS table_name, p.record_id, p.customer_id, p.trigger_at AS event_at, p.due_at,
        'created ' || CAST(CAST(p.trigger_at AS DATE) AS VARCHAR) || ', due ' || CAST(CAST(p.due_at AS DATE) AS VARCHAR)
          || ' (' || CAST(p.period_days AS VARCHAR) || ' days, ' || p.period_source || '), '
-         || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR) || ' days overdue; not deleted or anonymized' AS detail
+         || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR) || CASE date_diff('day', p.due_at, {{ T }}) WHEN 1 THEN ' day' ELSE ' days' END
+         || ' overdue; not deleted or anonymized' AS detail
 FROM population p
 WHERE p.due_at < {{ T }}
   AND NOT EXISTS (SELECT 1 FROM audit.active_holds h

@@ -27,7 +27,7 @@ WITH population AS (
 SELECT 'invoices' AS table_name, p.record_id, p.customer_id, p.trigger_at AS event_at, p.due_at,
        'issued ' || CAST(CAST(p.trigger_at AS DATE) AS VARCHAR) || ', due ' || CAST(CAST(p.due_at AS DATE) AS VARCHAR)
          || ' ({{ maximum_years }} years, the legal maximum), ' || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR)
-         || ' days overdue; not deleted' AS detail
+         || CASE date_diff('day', p.due_at, {{ T }}) WHEN 1 THEN ' day' ELSE ' days' END || ' overdue; not deleted' AS detail
 FROM population p
 WHERE p.due_at < {{ T }}
   AND NOT EXISTS (SELECT 1 FROM audit.active_holds h

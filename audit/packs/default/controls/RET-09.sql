@@ -25,7 +25,7 @@ WITH population AS (
 )
 SELECT 'backups' AS table_name, p.record_id, CAST(NULL AS VARCHAR) AS customer_id, p.expires_at AS event_at, p.due_at,
        'taken ' || CAST(CAST(p.taken_at AS DATE) AS VARCHAR) || ', expired ' || CAST(CAST(p.expires_at AS DATE) AS VARCHAR) || ', '
-         || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR) || ' days overdue; not purged' AS detail
+         || CAST(date_diff('day', p.due_at, {{ T }}) AS VARCHAR) || CASE date_diff('day', p.due_at, {{ T }}) WHEN 1 THEN ' day' ELSE ' days' END || ' overdue; not purged' AS detail
 FROM population p
 WHERE p.due_at < {{ T }}
   AND NOT EXISTS (SELECT 1 FROM audit.active_holds h
