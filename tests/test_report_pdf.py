@@ -310,8 +310,10 @@ def test_report_pieces_are_readable_in_jupyterlabs_themes(rendered_run, page, th
     path.write_text(body, encoding="utf-8")
     _open(page, path.as_uri(), 1200)
     assert page.evaluate("document.querySelectorAll('.audit-control h3').length") > 0
-    scope = ".audit-cover *, .audit-tiles *, .audit-control *, .audit-trace *, .audit-note, .audit-trend-summary *"
-    bad = page.evaluate(CONTRAST.replace("SCOPE", json.dumps(scope)))
+    # the violations' DataTables (.audit-evidence) draw their own rows: not pieces of html.py's styling
+    scope = ", ".join(f"{piece} *:not(.audit-evidence *)" for piece in
+                      (".audit-cover", ".audit-tiles", ".audit-control", ".audit-trace", ".audit-trend-summary"))
+    bad = page.evaluate(CONTRAST.replace("SCOPE", json.dumps(scope + ", .audit-note")))
     assert bad == []
 
 
