@@ -413,3 +413,62 @@ def test_violation_details_count_one_day_and_print_money_with_two_decimals(bound
     assert one_day  # the boundary export has a record one day past due
     fees = [d for (c, _), d in details.items() if c == "CMP-02"]
     assert fees and all(re.search(r"a fee of \d+\.\d{2}$", d) for d in fees), fees
+
+
+def _colors(chart) -> set[str]:
+    """A chart's trace colours; every trace names its own (plotly's default colorway is the same in every chart)."""
+    colors = [t.marker.color for t in chart.fig.data]
+    assert all(isinstance(c, str) for c in colors), colors
+    return set(colors)
+
+
+def test_adjacent_charts_use_one_palette_per_meaning():
+    """Issue 11: status and severity, controls and tables side by side shared colours for different things."""
+    import pandas as pd
+
+    from audit.pack.controls import SEVERITIES
+    from audit.report import charts
+
+    palettes = {"status": set(charts.STATUS_COLORS.values()), "severity": set(charts.SEVERITY_COLORS.values()),
+                "control": set(charts.CONTROL_PALETTE), "table": set(charts.TABLE_PALETTE)}
+    names = list(palettes)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not palettes[a] & palettes[b], (a, b)
+    import colorsys
+
+    for color in palettes["severity"]:  # purples: never near a status's red, orange, green or grey
+        h, _, sat = colorsys.rgb_to_hls(*(int(color[k:k + 2], 16) / 255 for k in (1, 3, 5)))
+        assert 0.6 <= h <= 0.85 and sat > 0.2, color
+    statuses = list(charts.STATUS_LABELS)
+    by_severity = pd.DataFrame([(s, st, 1, 1) for s in SEVERITIES for st in statuses],
+                               columns=["severity", "status", "controls", "violations"])
+    rates = pd.DataFrame({"control_id": [f"C-{i}" for i in range(len(SEVERITIES))], "status": "fail",
+                          "severity": list(SEVERITIES), "rate": 0.5, "violations": 1, "population": 2,
+                          "title": "t"})
+    assert not _colors(charts.status_by_severity(by_severity)) & _colors(charts.violation_rates(rates))
+    overdue = pd.DataFrame({"control_id": ["R-1", "R-2"], "table_name": ["a", "b"], "overdue": [3, 4]})
+    customers = pd.DataFrame({"customer_id": ["c1", "c2"], "customer_name": ["n1", None], "table_name": ["a", "b"],
+                              "overdue": [3, 4], "total": [3, 4]})
+    assert not _colors(charts.overdue_by_table(overdue)) & _colors(charts.overdue_by_customer(customers))
+
+
+def test_age_histogram_shows_a_handful_overdue_among_many_and_says_when_other_limits_apply():
+    """Issue 11: 9 overdue of 54,535 were invisible; overrides made the dashed line contradict the colours."""
+    import pandas as pd
+
+    from audit.report import charts
+
+    hist = pd.DataFrame({"bin_start": [0, 100, 300, 400], "bin_end": [100, 200, 400, 500],
+                         "state": ["within limit", "within limit", "overdue", "within limit"],
+                         "records": [30000, 24526, 9, 0]})
+    facts = {"table": "communications", "limit_days": 365, "other_limits": 1, "records": 54535,
+             "by_state": {"within limit": 54526, "overdue": 9}}
+    control = {"control_id": "R-1"}
+    fig = charts.age_histogram(hist, facts, control).fig
+    assert fig.layout.yaxis.type == "log" and fig.layout.barmode == "overlay"  # each state from zero, 9 visible
+    assert "1 record under another limit" in fig.layout.title.text
+    even = hist.assign(records=[300, 200, 100, 0])
+    fig = charts.age_histogram(even, {**facts, "other_limits": 0}, control).fig
+    assert fig.layout.yaxis.type != "log" and fig.layout.barmode == "stack"
+    assert "another limit" not in fig.layout.title.text
