@@ -147,3 +147,12 @@ def test_the_index_and_the_evidence_package_show_the_signoff(reports, tmp_path):
         assert zf.read("run/signoff.json") == (reports["run"] / "signoff.json").read_bytes()
         facts = json.loads(zf.read("evidence/ledger.json"))
     assert facts["head"] == L.verify(ledger).head
+
+
+def test_a_signed_off_run_folder_is_not_replaced_by_a_new_run(reports):
+    assert _signoff(reports["run"], "-").returncode == 0
+    before = {p.name: p.read_bytes() for p in reports["run"].iterdir() if p.is_file()}
+    proc = run_audit("check", "--exports", SAMPLE, "--as-of", "2026-08-31", "--out", reports["run"], "--ledger", "-")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"audit: error: {reports['run']}: run ") and "is signed off" in proc.stderr
+    assert {p.name: p.read_bytes() for p in reports["run"].iterdir() if p.is_file()} == before

@@ -130,6 +130,9 @@ def _why_not_replaceable(out: Path) -> str | None:
     if (marker is None or not marker.get("run_id")) and not _earlier_run_folder(out):
         return ("is not a run folder of this tool and is not empty; nothing was written "
                 "(give a new or empty folder, or an earlier run folder)")
+    if (out / "signoff.json").exists():  # audit signoff closed it (audit/ledger/signoff.py)
+        return (f"run {marker.get('run_id') if marker else ''} is signed off (signoff.json): a closed run is "
+                f"evidence and is not replaced; give a new folder")
     return None
 
 
