@@ -105,10 +105,11 @@ def test_a_bad_file_stops_the_check_before_any_work_with_one_line(tmp_path):
 
 def test_latest_attestation_in_date_is_current_expiry_day_included():
     cutoff = dt.datetime(2026, 9, 30, 23, 59, 59)
-    mk = lambda clause, date, expires: A.Attestation(clause, "satisfied", "e", "r", dt.date.fromisoformat(date),  # noqa: E731
-                                                     dt.date.fromisoformat(expires))
-    got = [mk("a", "2026-01-10", "2026-12-31"), mk("a", "2026-06-01", "2026-09-30"), mk("b", "2026-01-10", "2026-09-29"),
-           mk("c", "2026-10-03", "2027-01-01")]
+    def mk(clause: str, date: str, expires: str) -> A.Attestation:
+        return A.Attestation(clause, "satisfied", "e", "r", dt.date.fromisoformat(date), dt.date.fromisoformat(expires))
+
+    got = [mk("a", "2026-01-10", "2026-12-31"), mk("a", "2026-06-01", "2026-09-30"),
+           mk("b", "2026-01-10", "2026-09-29"), mk("c", "2026-10-03", "2027-01-01")]
     assert A.states(got, cutoff) == ["superseded", "current", "expired", "current"]
 
 

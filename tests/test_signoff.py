@@ -94,7 +94,8 @@ def test_a_folder_that_is_not_a_run_folder_is_refused(reports, tmp_path):
     (other / "findings.json").write_text((reports["run"] / "findings.json").read_text(encoding="utf-8"))
     proc = _signoff(other, "-")
     assert proc.returncode == 2
-    assert proc.stderr == f"audit: error: {other}: not a run folder of audit (no .audit-run marker); nothing was signed\n"
+    assert proc.stderr == (f"audit: error: {other}: not a run folder of audit (no .audit-run marker); "
+                           f"nothing was signed\n")
     assert sorted(p.name for p in other.iterdir()) == ["findings.json"]
 
 

@@ -35,7 +35,7 @@ def ledger_option(fn):
 
 def plan_run(out: Path, as_of: str | None, period: str | None, waivers: Path | None = None,
              policy: Path | None = None, attestations: Path | None = None) -> tuple[Path, str | None, str | None]:
-    """(run folder, as_of, period label) for a check; validates the waivers and attestations files first (fails fast)."""
+    """(run folder, as_of, period label) for a check; checks the waivers and attestations files first (fails fast)."""
     label = None
     if period:
         from audit.pack.render import cutoff
