@@ -55,12 +55,7 @@ def _palette(names, palette: tuple[str, ...]) -> dict[str, str]:
     return {n: palette[i % len(palette)] for i, n in enumerate(sorted(set(names)))}
 
 
-TICK_CHARS = 40  # a category label longer than this is cut: long labels leave a printed chart no room to draw
-
-
-def _tick(text: str) -> str:
-    """A category axis label (processor, customer) cut to TICK_CHARS characters."""
-    return text if len(text) <= TICK_CHARS else text[:TICK_CHARS - 1] + "…"
+TICK_CHARS = 48  # a category label (processor, customer) is cut here: long ones leave a printed chart no room
 
 
 def _state_color(state: str) -> str:
@@ -191,7 +186,7 @@ def overdue_by_customer(df: pd.DataFrame) -> Chart | Html:
     if df.empty:
         return note("No overdue record belongs to a customer.")
     d = df.copy()
-    d["who"] = [_tick(f"{c} · {n}" if isinstance(n, str) and n else str(c))
+    d["who"] = [short(f"{c} · {n}" if isinstance(n, str) and n else str(c), TICK_CHARS)
                 for c, n in zip(d.customer_id, d.customer_name)]
     order = d.drop_duplicates("who").sort_values("total", ascending=True).who.tolist()
     fig = go.Figure()
@@ -274,7 +269,8 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
     if contracts.empty:
         return note("No processor and no transfer in the export.")
     c = contracts.copy()
-    c["who"] = [_tick(f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p))
+    c["who"] = [short(f"{p} · {n}" if isinstance(n, str) and n else f"{p} (unregistered)" if u else str(p),
+                      TICK_CHARS)
                 for p, n, u in zip(c.processor_id, c.name, c.unregistered)]
     label = dict(zip(c.processor_id, c.who))
     order = c.who.tolist()[::-1]
