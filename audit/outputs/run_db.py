@@ -94,12 +94,15 @@ def write(result, folder: Path) -> Path:
 
 def _mask_value_function(con: duckdb.DuckDBPyConnection) -> None:
     """audit_mask_value(kind, value): audit.mask.mask_value in DuckDB, for columns of a known personal kind."""
-    if not con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = 'audit_mask_value'").fetchall()[0][0]:
+    have = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = 'audit_mask_value'").fetchall()
+    if not have[0][0]:
         con.create_function("audit_mask_value", mask.mask_value, ["VARCHAR", "VARCHAR"], "VARCHAR",
                             side_effects=False)
 
 
 class _Writer:
+    """The tables of run.duckdb, written from the check's connection into the attached `run_db`."""
+
     def __init__(self, con: duckdb.DuckDBPyConnection, result, folder: Path):
         self.con, self.result, self.folder = con, result, folder
         self.pack = result.pack
