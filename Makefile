@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 ## test: the whole test suite (real DuckDB, GX, papermill, Jupyter kernels, Chromium)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 ## lab: JupyterLab rooted at the project (reports/ and data_samples/ reachable), opened on the report notebooks
 LAB_OPEN := audit/report/notebooks

@@ -50,7 +50,8 @@ def test_manual_clauses_stay_visible():
     assert "sharing.liability" in manual and len(manual) >= 5
 
 
-def test_every_control_sql_parses_and_transpiles_to_spark():
+def test_every_control_sql_parses_with_a_population_cte():
+    """Spark runs every control for real in tests/test_spark.py (a transpile alone proves nothing)."""
     pack = load_pack()
     catalogue = pack.catalogue
     t = cutoff("2026-09-30")
@@ -59,7 +60,6 @@ def test_every_control_sql_parses_and_transpiles_to_spark():
         assert "{{" not in sql, control.id
         tree = sqlglot.parse_one(sql, read="duckdb")
         assert tree.find(sqlglot.exp.CTE) is not None
-        sqlglot.transpile(sql, read="duckdb", write="spark")
         assert population_sql(sql).endswith("SELECT count(*) AS population FROM population")
 
 

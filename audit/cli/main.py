@@ -80,6 +80,11 @@ def check_options(fn):
                       help="Also write JUnit XML (one testcase per control) for CI.")(fn)
     fn = click.option("--oscal", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       help="Also write OSCAL assessment-results JSON.")(fn)
+    fn = click.option("--spark-master", "spark_master", default=None, metavar="URL",
+                      help="With --engine spark: the cluster's master URL, e.g. spark://host:7077 (default: local[*]).")(fn)
+    fn = click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+                      help="Where the export is read and the controls run: DuckDB on this machine, or Apache Spark "
+                           "(pip install '.[spark]'; docs/spark.md).")(fn)
     fn = click.option("--period", "period", type=click.Choice(["monthly", "quarterly"]), default=None,
                       help="Audit the last complete period (as of --as-of, else now) into --out/<period>.")(fn)
     fn = click.option("--attestations", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -170,7 +175,7 @@ def memory_limit_option(ctx, param, value: str | None) -> str | None:
               help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
                    "what does not fit spills to disk.")
 def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit, write,
-          memory_limit):
+          memory_limit, engine, spark_master):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -186,6 +191,7 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attest
     out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
                        ledger=recorded_in(ledger), mapping=mapping, attestations=attestations,
+                       engine=engine, spark_master=spark_master,
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
@@ -197,7 +203,7 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attest
 @click.option("--pdf", is_flag=True, default=False,
               help="Also print report.pdf beside report.html (A4, through headless Chromium).")
 def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit,
-               write, notebooks, pdf):
+               write, notebooks, engine, spark_master, pdf):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -220,7 +226,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
         browser()
     out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
-                       attestations=attestations,
+                       attestations=attestations, engine=engine, spark_master=spark_master,
                        after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label, pdf=pdf),
                        ledger=recorded_in(ledger),
                        landed=lambda res: (record_run(res, ledger, label, index=True), write_landed(res, targets)))

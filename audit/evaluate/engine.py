@@ -90,7 +90,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
           memory_limit: str | None = None, waivers: str | Path | None = None,
           after: Callable[[RunResult, Path], list[str]] | None = None, ledger: str | Path | None = None,
           landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None,
-          attestations: str | Path | None = None) -> RunResult:
+          attestations: str | Path | None = None, engine: str = "duckdb",
+          spark_master: str | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
@@ -106,6 +107,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     serialises swaps into `out`, so it records the run this process evaluated.
     `mapping`: a mapping file from the export to the pack's contract (audit/read/mapping.py);
     default: the pack's own mapping.yaml, if it has one.
+    `engine`: `duckdb`, or `spark` (audit/evaluate/spark_engine.py) on `spark_master` (default local[*]).
     `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
     """
     started = dt.datetime.now(dt.timezone.utc)
@@ -125,7 +127,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     work = None
     try:
         work = run_folder.make_work(out)
-        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped)
+        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped, engine, spark_master)
         if waivers:
             from audit.evaluate.waivers import apply as apply_waivers
 
@@ -164,13 +166,24 @@ def _why(exc: BaseException) -> str:
 
 
 def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
-              memory_limit: str | None, mapped: mapfile.Mapping | None = None) -> RunResult:
-    with progress.run() as shown:
-        return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown, mapped)
+              memory_limit: str | None, mapped: mapfile.Mapping | None = None, engine: str = "duckdb",
+              spark_master: str | None = None) -> RunResult:
+    backend = None
+    if engine == "spark":  # reads the export and runs the controls on Spark; violations land in DuckDB
+        from audit.evaluate.spark_engine import Backend
+
+        backend = Backend(spark_master, work)
+    try:
+        with progress.run() as shown:
+            return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown, mapped, backend)
+    finally:
+        if backend is not None:
+            backend.close()
 
 
 def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
-                    memory_limit: str | None, shown: progress.Quiet, mapped: mapfile.Mapping | None) -> RunResult:
+                    memory_limit: str | None, shown: progress.Quiet, mapped: mapfile.Mapping | None,
+                    backend=None) -> RunResult:
     spill = work / ".spill"
     con = export.connect(temp_dir=spill, memory_limit=memory_limit)
     copier = None
@@ -185,9 +198,9 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
         # Started any earlier, it would compete for the GIL with the loading itself.
         if found.has_text_files:
             _import_gx_early()
-        ex = export.load(found, con)
+        ex = backend.load(found) if backend else export.load(found, con)
         con.execute("CREATE SCHEMA IF NOT EXISTS audit")
-        con.execute(scope_sql(t, pack.contract))
+        (backend.scope if backend else con.execute)(scope_sql(t, pack.contract))
         results: list[ControlResult] = []
         planned = []
         for cid in pack.controls:
@@ -199,7 +212,8 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             if status is None:
                 meta = {"control_id": cid, "severity": res.severity, "title": control.title}
                 planned.append((cid, render(control, pack, t), meta))
-        copier = _share_columns(con, ex, catalogue, planned, t)  # on a thread of its own
+        # On a thread of its own; Spark reads the export where it lies: nothing to copy.
+        copier = shared_tables.Copier(con, []) if backend else _share_columns(con, ex, catalogue, planned, t)
         _import_gx_early()
         shown.stage("Great Expectations")
         gx_controls = _gx_controls()
@@ -210,7 +224,8 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             shown.set_total(len(planned))
             shown.stage("Great Expectations")
 
-        outcome = gx_controls.run(con, planned, work / "gx" / "validation_results.json", ready) if planned else {}
+        validate = backend.run if backend else gx_controls.run
+        outcome = validate(con, planned, work / "gx" / "validation_results.json", ready) if planned else {}
         copier.wait()
         shown.stage("writing findings")
         for res in results:
@@ -231,7 +246,7 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             "tool_version": __version__,
             "input_fingerprint": hashing.result(),
             "manifest": ex.manifest,
-            "row_counts": _row_counts(con, ex),
+            "row_counts": backend.row_counts(ex) if backend else _row_counts(con, ex),
             "problems": [str(p) for p in ex.problems],
         }
         result = RunResult(run, results, list(ex.problems), cutoff=t, con=con, pack=pack,

@@ -23,8 +23,11 @@ from audit.pack.render import population_sql
 _COUNT = "SELECT count(*) AS population FROM population"
 
 
-def plan(sql: str, target: str, evaluated: str) -> tuple[list[str], str] | None:
-    """(statements, counts query), or None if the SQL has no `population` CTE."""
+def combined(sql: str) -> str | None:
+    """One SELECT of the violation rows (`__is_violation` true) and the population count (`__population`, on every row).
+
+    None if the SQL has no `population` CTE. With no violation, one row of NULLs carries the count.
+    """
     try:
         counted = population_sql(sql)
     except ValueError:
@@ -32,11 +35,18 @@ def plan(sql: str, target: str, evaluated: str) -> tuple[list[str], str] | None:
     head = counted[: counted.rindex(_COUNT)]
     main = sql[len(head):]
     # The comma goes on a line of its own: the head may end with a comment line.
-    combined = (f"{head.rstrip()}\n,\n__violations AS (SELECT *, true AS __is_violation FROM (\n{main}\n) AS __v)\n"
-                f"SELECT __violations.*, __c.__population FROM (SELECT count(*) AS __population FROM population) AS __c\n"
-                f"LEFT JOIN __violations ON true")
+    return (f"{head.rstrip()}\n,\n__violations AS (SELECT *, true AS __is_violation FROM (\n{main}\n) AS __v)\n"
+            f"SELECT __violations.*, __c.__population FROM (SELECT count(*) AS __population FROM population) AS __c\n"
+            f"LEFT JOIN __violations ON true")
+
+
+def plan(sql: str, target: str, evaluated: str) -> tuple[list[str], str] | None:
+    """(statements, counts query), or None if the SQL has no `population` CTE."""
+    both = combined(sql)
+    if both is None:
+        return None
     statements = [
-        f"CREATE OR REPLACE TABLE {evaluated} AS {combined}",
+        f"CREATE OR REPLACE TABLE {evaluated} AS {both}",
         f"CREATE OR REPLACE VIEW {target} AS SELECT * EXCLUDE (__is_violation, __population) "
         f"FROM {evaluated} WHERE __is_violation",
     ]

@@ -18,7 +18,10 @@ Rules (docs/spark.md lists them with their examples):
 - `regexp_replace(s, p, r, 'g')`: the replacement's `\\1` is Java's `$1` (and
   a `$` is escaped); without 'g' DuckDB replaces the first match only, which
   Spark cannot say: Unportable;
+- regular expressions: RE2's `$` is the end of the text, Java's also matches before a final line
+  break: `$` becomes `\\z` (the lint refuses what Java and RE2 read differently otherwise);
 - `regexp_full_match(s, p)`: `s RLIKE '\\A(?:p)\\z'` (sqlglot passes it through);
+- `printf(fmt, ...)`: the arguments of %f/%e/%g conversions as DOUBLE (Java's Formatter refuses a DECIMAL);
 - `list_sum(l)`: `aggregate(l, 0, +)`, NULL for an empty list as in DuckDB;
 - `DATE + INTERVAL` is a TIMESTAMP in DuckDB, a DATE in Spark: the DATE side
   is cast to TIMESTAMP first;
@@ -80,9 +83,17 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _date_diff(node)
     if isinstance(node, exp.RegexpReplace):
         return _regexp_replace(node)
+    if isinstance(node, (exp.RegexpLike, exp.RegexpExtract, exp.RegexpExtractAll, exp.RegexpSplit)):
+        pattern = node.expression
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            node = node.copy()
+            node.set("expression", exp.Literal.string(java_regex(pattern.name)))
+        return node
     if isinstance(node, (exp.Anonymous, exp.Func)) and _name(node) == "REGEXP_FULL_MATCH":
         s, p = node.expressions if isinstance(node, exp.Anonymous) else (node.this, node.expression)
         return exp.RegexpLike(this=s, expression=_anchored(p))
+    if isinstance(node, exp.Anonymous) and node.name.upper() in ("PRINTF", "FORMAT_STRING"):
+        return _printf(node)
     if isinstance(node, (exp.Anonymous, exp.Func)) and _name(node) == "LIST_SUM":
         arr = node.expressions[0] if isinstance(node, exp.Anonymous) else node.this
         a = _sql(arr)
@@ -142,13 +153,58 @@ def _regexp_replace(node: exp.RegexpReplace) -> exp.Expression:
     if not isinstance(replacement, exp.Literal) or not replacement.is_string:
         raise Unportable("regexp_replace with a replacement that is not a string literal")
     java = re.sub(r"\\(\d)|\$", lambda m: f"${m.group(1)}" if m.group(1) else r"\$", replacement.name)
-    return exp.RegexpReplace(this=node.this, expression=node.expression, replacement=exp.Literal.string(java))
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        pattern = exp.Literal.string(java_regex(pattern.name))
+    return exp.RegexpReplace(this=node.this, expression=pattern, replacement=exp.Literal.string(java))
+
+
+_CONVERSION = re.compile(r"%(?:%|[-#+ 0,(<]*\d*(?:\.\d+)?([a-zA-Z]))")
+
+
+def _printf(node: exp.Anonymous) -> exp.Expression:
+    """printf: an argument of a floating-point conversion (%f, %e, %g) as DOUBLE.
+
+    Java's Formatter refuses a DECIMAL (or an integer) for %f where DuckDB formats it;
+    DuckDB formats it as a double too.
+    """
+    fmt, *args = node.expressions
+    if not isinstance(fmt, exp.Literal) or not fmt.is_string:
+        raise Unportable("printf with a format that is not a string literal")
+    conversions = [c for c in _CONVERSION.findall(fmt.name) if c]
+    args = [exp.cast(a, exp.DataType.build("DOUBLE")) if i < len(conversions) and conversions[i] in "feEgGaA" else a
+            for i, a in enumerate(args)]
+    return exp.Anonymous(this="printf", expressions=[fmt, *args])
+
+
+def java_regex(pattern: str) -> str:
+    """An RE2 pattern as Java reads it the same: `$` (end of text in RE2) as `\\z`.
+
+    Java's `$` also matches before a final line break ('abc\\n' matches '^[a-z]+$').
+    Left as written in multi-line mode (?m), where both read `$` as the end of a line.
+    """
+    if "(?m" in pattern:
+        return pattern
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            in_class = True
+        elif ch == "]" and in_class:
+            in_class = False
+        out.append("\\z" if ch == "$" and not in_class else ch)
+        i += 1
+    return "".join(out)
 
 
 def _anchored(pattern: exp.Expression) -> exp.Expression:
     """`\\A(?:p)\\z`: a whole-string match; Java's `$` would also match before a final line break."""
     if isinstance(pattern, exp.Literal) and pattern.is_string:
-        return exp.Literal.string(r"\A(?:" + pattern.name + r")\z")
+        return exp.Literal.string(r"\A(?:" + java_regex(pattern.name) + r")\z")
     return exp.func("concat", exp.Literal.string(r"\A(?:"), pattern, exp.Literal.string(r")\z"))
 
 

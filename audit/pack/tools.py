@@ -25,7 +25,7 @@ import duckdb
 import jinja2
 
 from audit.errors import PolicyError, UsageError, first_line
-from audit.pack import reads
+from audit.pack import portability, reads
 from audit.pack.controls import Control, split
 from audit.pack.loader import PACKS, Pack, inspect_pack, load_pack
 from audit.pack.render import VIOLATION_COLUMNS, population_sql, render, scope_sql
@@ -50,6 +50,7 @@ def check_pack(path: str | Path | None) -> tuple[Pack | None, list[PolicyError]]
                  if cid in pack.controls and not pack.off(cid) and c.path.as_posix() not in reported]
     if evaluated:
         errors += bind_controls(pack, evaluated)
+        errors += portability.lint(pack, evaluated, CHECK_CUTOFF)  # what --engine spark could not run as written
     return pack, errors
 
 

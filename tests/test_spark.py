@@ -1,0 +1,303 @@
+"""`--engine spark`: the same controls on Apache Spark give what DuckDB gives (real Spark, real DuckDB, real GX).
+
+One SparkSession per test process (Spark allows one); the tests share an xdist group, so that `pytest -n 2
+--dist loadgroup` (make test) runs them in one worker instead of starting a second JVM.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from audit.evaluate import engine, materialize, spark_engine, spark_session
+from audit.evaluate.spark_sql import Unportable, to_spark
+from audit.pack import packtest
+from audit.pack.loader import PACKS, load_pack
+from audit.pack.render import cutoff, render, scope_sql
+from audit.read import export
+from audit.read import spark as spark_read
+from tests.conftest import ROOT, findings, run_audit
+
+pytestmark = pytest.mark.xdist_group("spark")
+SAMPLE = ROOT / "data_samples" / "export-2026-10-05"
+AS_OF = "2026-09-30"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    return spark_session.session()
+
+
+def _both(spark, sql: str) -> tuple[list[tuple], list[tuple]]:
+    """Rows of one DuckDB query on DuckDB and, translated, on Spark (values as text, sorted)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    duck = sorted(tuple(None if v is None else str(v) for v in r) for r in con.execute(sql).fetchall())
+    got = spark.sql(to_spark(sql)).collect()
+    return duck, sorted(tuple(None if v is None else str(v) for v in r) for r in got)
+
+
+# -- translation rules, each run on both engines on boundary values --------------------------------------------------
+
+PAIRS = """(VALUES (TIMESTAMP '2026-01-31 23:59:59', TIMESTAMP '2026-02-01 00:00:00'),
+                  (TIMESTAMP '2025-12-31 12:00:00', TIMESTAMP '2026-01-01 11:00:00'),
+                  (TIMESTAMP '2024-02-29 00:00:00', TIMESTAMP '2025-02-28 23:59:59'),
+                  (TIMESTAMP '2026-03-01 00:00:59.999', TIMESTAMP '2026-03-01 00:01:00.001'),
+                  (TIMESTAMP '2026-05-01 10:00:00', TIMESTAMP '2026-04-30 09:00:00')) AS v(a, b)"""
+
+
+@pytest.mark.parametrize("unit", ["day", "month", "year", "hour", "minute", "second"])
+def test_date_diff_counts_boundaries_on_spark_as_in_duckdb(spark, unit):
+    duck, got = _both(spark, f"SELECT a, date_diff('{unit}', a, b) FROM {PAIRS}")
+    assert got == duck
+    # the trap: whole units would give 0 for one second across a month's end
+    if unit == "month":
+        assert ("2026-01-31 23:59:59", "1") in got
+
+
+def test_interval_arithmetic_and_date_plus_interval(spark):
+    duck, got = _both(spark, f"""
+        SELECT a + (1 * INTERVAL 1 MONTH), a + (1 * INTERVAL 1 YEAR) + (2 * INTERVAL 1 DAY),
+               CAST(a AS DATE) + INTERVAL 1 DAY, b - (3 * INTERVAL 1 HOUR)
+        FROM {PAIRS}""")
+    assert got == duck
+    assert ("2026-02-28 23:59:59", "2027-02-02 23:59:59", "2026-02-01 00:00:00", "2026-01-31 21:00:00") in got
+
+
+def test_regular_expressions_mean_the_same(spark):
+    duck, got = _both(spark, r"""
+        SELECT s, regexp_replace(s, '([0-9])[ -]([0-9])', '\1\2', 'g'), regexp_replace(s, 'a', '$', 'g'),
+               regexp_matches(s, '^[a-z]+$'), regexp_full_match(s, 'ab+c'), regexp_extract_all(s, '[0-9]+')
+        FROM (VALUES ('abc'), ('abbc'), ('4111 1111-1111'), ('a1 2a'), ('abc
+')) AS v(s)""")
+    assert got == duck
+
+
+def test_list_sum_over_a_range_and_of_an_empty_list(spark):
+    duck, got = _both(spark, """
+        SELECT n, list_sum(list_transform(range(n), lambda i: i * 2)) FROM (VALUES (0), (1), (5)) AS v(n)""")
+    assert got == duck
+    assert ("0", None) in got and ("5", "20") in got
+
+
+@pytest.mark.parametrize("sql, why", [
+    ("SELECT regexp_replace(s, 'a', 'b') FROM t", "'g' flag"),
+    ("SELECT t + 2 * INTERVAL 1 YEAR + 3 * INTERVAL 1 DAY FROM t", "parenthesize"),
+    ("SELECT date_diff('week', a, b) FROM t", "date_diff('week'"),
+])
+def test_constructs_without_a_safe_translation_are_refused(sql, why):
+    with pytest.raises(Unportable, match=None) as err:
+        to_spark(sql)
+    assert why in str(err.value)
+
+
+# -- the portability lint of `audit pack check` ---------------------------------------------------------------------
+
+def test_pack_check_names_file_line_and_portable_spelling(tmp_path):
+    pack = tmp_path / "pack"
+    assert run_audit("pack", "init", pack).returncode == 0
+    control = pack / "controls" / "CMP-02.sql"
+    text = control.read_text()
+    old = "WHERE p.fee_charged > 0"
+    assert old in text
+    control.write_text(text.replace(old, old + "\n  AND p.received_at + INTERVAL 1 DAY - INTERVAL 1 HOUR < "
+                                            "TIMESTAMP '2030-01-01'\n  AND p.complaint_id[1] = 'C'\n"
+                                            "  AND NOT regexp_matches(p.complaint_id, '(?=x)x')"))
+    lines = control.read_text().splitlines()
+    proc = run_audit("pack", "check", pack)
+    assert proc.returncode == 2
+    out = proc.stderr + proc.stdout
+    interval_line = next(i for i, line in enumerate(lines, 1) if "INTERVAL 1 DAY - INTERVAL" in line)
+    assert f"CMP-02.sql, line {interval_line}: not portable to Spark" in out and "(n * INTERVAL 1 DAY)" in out
+    assert f"line {interval_line + 1}: not portable to Spark: p.complaint_id[...]" in out
+    assert "substring(p.complaint_id, i, 1)" in out
+    assert "lookaround" in out
+
+
+def test_bundled_packs_pass_the_lint():
+    for path in sorted(PACKS.glob("*/pack.yaml")):
+        proc = run_audit("pack", "check", path.parent)
+        assert proc.returncode == 0, proc.stderr
+
+
+# -- differential: every control of every bundled pack, planted cases and exports ----------------------------------
+
+def _duckdb_case(pack, control, root: Path, t: dt.datetime) -> tuple[int, int, list[str]]:
+    con = export.connect()
+    try:
+        export.load(root, con, pack.contract)
+        con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+        con.execute(scope_sql(t, pack.contract))
+        v, p = materialize.run(con.execute, lambda q: con.execute(q).fetchone(), render(control, pack, t),
+                               "case_violations", "case_evaluated")
+        ids = sorted(str(r[0]) for r in con.execute("SELECT record_id FROM case_violations").fetchall())
+    finally:
+        con.close()
+    return v, p, ids
+
+
+def _spark_case(spark, pack, control, root: Path, t: dt.datetime, work: Path) -> tuple[int, int, list[str]]:
+    backend = spark_engine.Backend(None, work)
+    try:
+        backend.load(export.discover(root, pack.contract))
+        backend.scope(scope_sql(t, pack.contract))
+        v, p = spark_engine.materialize(spark, render(control, pack, t), control.id)
+        ids = sorted(str(r[0]) for r in spark.table(spark_engine.violations_view(control.id))
+                     .select("record_id").collect())
+    finally:
+        backend.close()
+    return v, p, ids
+
+
+@pytest.mark.parametrize("pack_name", sorted(p.parent.name for p in PACKS.glob("*/pack.yaml")))
+def test_planted_cases_give_the_same_counts_and_ids_on_both_engines(spark, pack_name, tmp_path):
+    pack = load_pack(PACKS / pack_name)
+    cases = packtest.load_cases(pack)
+    assert cases, pack_name
+    differ = []
+    for cid, items in cases.items():
+        for case in items:
+            root = tmp_path / f"{cid}-{case.name}".replace(" ", "_")
+            root.mkdir()
+            for table, rows in case.tables.items():
+                packtest._write_csv(root / f"{table}.csv", rows)
+            t = cutoff(case.as_of)
+            control = pack.catalogue[cid]
+            duck = _duckdb_case(pack, control, root, t)
+            got = _spark_case(spark, pack, control, root, t, tmp_path / "work")
+            if got != duck:
+                differ.append((cid, case.name, duck, got))
+            assert set(case.flag) <= set(got[2]), (cid, case.name)
+    assert not differ
+
+
+def _same_run(duck_dir: Path, spark_dir: Path) -> None:
+    a, b = findings(duck_dir), findings(spark_dir)
+    assert [(c["control_id"], c["status"], c["violations"], c["population"], c["message"]) for c in b["controls"]] == \
+        [(c["control_id"], c["status"], c["violations"], c["population"], c["message"]) for c in a["controls"]]
+    for key in ("row_counts", "problems", "input_fingerprint"):
+        assert b["run"][key] == a["run"][key], key
+    query = ("SELECT control_id, table_name, record_id, customer_id, event_at, due_at, detail "
+             "FROM read_parquet(?) ORDER BY ALL")
+    rows = [duckdb.execute(query, [str(d / "violations.parquet")]).fetchall() for d in (duck_dir, spark_dir)]
+    assert rows[1] == rows[0]
+
+
+@pytest.mark.parametrize("fixture", ["boundary_run", "boundary_parquet_run"])
+def test_generated_exports_give_identical_findings(spark, request, fixture, tmp_path):
+    """The boundary export (CSV, JSONL, Parquet, a Hive folder) and its all-Parquet copy, checked by both engines."""
+    from tests import boundary_export
+
+    duck = request.getfixturevalue(fixture)
+    out = tmp_path / "spark-run"
+    engine.check(duck["export"], out, as_of=boundary_export.AS_OF, engine="spark")
+    _same_run(duck["out"], out)
+
+
+def test_bundled_sample_gives_identical_findings(spark, tmp_path):
+    duck, out = tmp_path / "duckdb", tmp_path / "spark"
+    engine.check(SAMPLE, duck, as_of=AS_OF)
+    engine.check(SAMPLE, out, as_of=AS_OF, engine="spark")
+    _same_run(duck, out)
+
+
+def test_bad_values_give_the_readers_one_line_errors(spark, tmp_path):
+    export_dir = tmp_path / "export"
+    shutil.copytree(SAMPLE, export_dir)
+    path = export_dir / "privacy_requests.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    rows[1][rows[0].index("received_at")] = "2026-13-45"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    duck, out = tmp_path / "duckdb", tmp_path / "spark"
+    a = engine.check(export_dir, duck, as_of=AS_OF)
+    b = engine.check(export_dir, out, as_of=AS_OF, engine="spark")
+    assert [str(p) for p in b.problems] == [str(p) for p in a.problems]
+    assert any("received_at" in str(p) and "2026-13-45" in str(p) for p in b.problems)
+
+
+# -- a standalone cluster started from the pyspark distribution -----------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{path.name}: exited {proc.returncode}: {path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+    raise TimeoutError(f"{path.name}: no {text!r} within {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster():
+    """A Spark master and one worker on 127.0.0.1 (free ports), from pyspark's jars; stopped afterwards."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    java = Path(spark_session.java_home()) / "bin" / "java"
+    logs = Path(tempfile.mkdtemp(prefix="audit-spark-cluster-"))
+    env = {**os.environ, "SPARK_HOME": str(home), "JAVA_HOME": spark_session.java_home(),
+           "SPARK_LOCAL_IP": "127.0.0.1"}
+    port = _free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    classpath = f"{home / 'jars'}/*"
+    procs = []
+
+    def start(name: str, *args: str) -> subprocess.Popen:
+        log = (logs / f"{name}.log").open("w")
+        proc = subprocess.Popen([str(java), "-Xmx512m", "-cp", classpath, *args], stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    try:
+        master = start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                       "--webui-port", str(_free_port()))
+        _wait_for(logs / "master.log", "I have been elected leader", master)
+        worker = start("worker", "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
+                       "--webui-port", str(_free_port()), "--cores", "2", "--memory", "2g",
+                       "--work-dir", str(logs / "work"))
+        _wait_for(logs / "worker.log", "Successfully registered with master", worker)
+        yield {"url": master_url, "env": env, "logs": logs}
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_standalone_cluster_gives_identical_findings(standalone_cluster, tmp_path):
+    """`audit check --engine spark --spark-master spark://...` in a process of its own, against DuckDB."""
+    duck, out = tmp_path / "duckdb", tmp_path / "spark"
+    ledger = tmp_path / "ledger.duckdb"
+    proc = run_audit("check", "--exports", SAMPLE, "--as-of", AS_OF, "--out", duck, "--ledger", ledger)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_audit("check", "--engine", "spark", "--spark-master", standalone_cluster["url"], "--exports", SAMPLE,
+                     "--as-of", AS_OF, "--out", out, "--ledger", ledger, env=standalone_cluster["env"])
+    assert proc.returncode == 0, proc.stderr
+    _same_run(duck, out)
+    # the executors ran on the worker, not in the driver
+    assert any((standalone_cluster["logs"] / "work").glob("app-*/*/stderr"))
