@@ -101,6 +101,14 @@ def test_constructs_without_a_safe_translation_are_refused(sql, why):
     assert why in str(err.value)
 
 
+def test_spark_master_without_the_spark_engine_is_a_usage_error(tmp_path):
+    proc = run_audit("check", "--spark-master", "spark://127.0.0.1:7077", "--exports", SAMPLE, "--as-of", AS_OF,
+                     "--out", tmp_path / "run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["audit: error: --spark-master is the master of --engine spark; "
+                                                "add --engine spark"]
+
+
 # -- the portability lint of `audit pack check` ---------------------------------------------------------------------
 
 def test_pack_check_names_file_line_and_portable_spelling(tmp_path):

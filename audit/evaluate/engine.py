@@ -111,6 +111,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
     """
     started = dt.datetime.now(dt.timezone.utc)
+    if spark_master and engine != "spark":
+        raise UsageError("--spark-master is the master of --engine spark; add --engine spark")
     root = Path(exports)
     if not root.is_dir():
         raise UsageError(f"{exports}: export folder not found")
