@@ -98,9 +98,12 @@ def _layout(fig: go.Figure, title: str, height: int = 420, div_id: str | None = 
     return Chart(fig, div_id)
 
 
-def _vline(fig: go.Figure, x, text: str, color: str = "#34495e") -> None:
+def _vline(fig: go.Figure, x, text: str, color: str = "#34495e", side: str = "right") -> None:
+    """A dashed vertical line labelled on its `side`: "left" for a line near the right end of the axis, whose label
+    would otherwise run past the chart (and off a printed page)."""
     fig.add_vline(x=x, line={"color": color, "dash": "dash", "width": 1.5})
-    fig.add_annotation(x=x, y=1, yref="paper", text=text, showarrow=False, xanchor="left", yanchor="top", xshift=3,
+    fig.add_annotation(x=x, y=1, yref="paper", text=text, showarrow=False, yanchor="top",
+                       xanchor="left" if side == "right" else "right", xshift=3 if side == "right" else -3,
                        font={"size": 11, "color": color}, bgcolor="rgba(255,255,255,0.85)")
 
 
@@ -307,7 +310,7 @@ def contract_timeline(contracts: pd.DataFrame, months: pd.DataFrame, cutoff) -> 
                             customdata=list(zip(part.month.dt.strftime("%Y-%m"), part.transfers, part.records)),
                             hovertemplate="%{y}<br>%{customdata[0]}: %{customdata[1]:,} transfers, "
                                           "%{customdata[2]:,} records (" + coverage + ")<extra></extra>")
-    _vline(fig, cutoff.isoformat(), "cutoff")
+    _vline(fig, cutoff.isoformat(), "cutoff", side="left")  # the axis ends 120 days after the cutoff
     fig.update_xaxes(type="date", range=[span_start.isoformat(), span_end.isoformat()])
     fig.update_yaxes(categoryorder="array", categoryarray=order, title=None)
     return _layout(fig, "Processor contracts against transfers (markers: transfers per month)",
@@ -453,7 +456,7 @@ def violations_trend(trend) -> Chart | Html:
     if not order and not int(waived.sum()):
         return note(f"No violation in any period from {points.label.iloc[0]} to {points.label.iloc[-1]}.")
     if len(cur):
-        _vline(fig, cur.as_of.iloc[0].isoformat(), "this run")
+        _vline(fig, cur.as_of.iloc[0].isoformat(), "this run", side="left")  # usually the last period
     fig.update_xaxes(type="date", tickvals=list(points.as_of), ticktext=list(points.label), title=None)
     fig.update_yaxes(title="unwaived violations", rangemode="tozero")
     return _layout(fig, f"Violations per control over {len(points)} periods (policy {trend.policy_name} "
