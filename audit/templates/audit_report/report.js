@@ -122,8 +122,11 @@
       return Promise.all(charts().map(function (gd) {
         var r = gd.getBoundingClientRect();
         var indent = Math.max(0, r.left - left) + Math.max(0, right - (r.left + gd.parentElement.getBoundingClientRect().width));
-        if (!gd.dataset.auditScreenHeight) gd.dataset.auditScreenHeight = String(gd._fullLayout.height);
-        var width = Math.floor(Math.min(pageWidth - indent, pageWidth));
+        if (!gd.dataset.auditScreenHeight) {
+          gd.dataset.auditScreenHeight = String(gd._fullLayout.height);
+          gd.dataset.auditTitleSize = String(gd._fullLayout.title.font.size);
+        }
+        var width = Math.floor(pageWidth - indent);
         var height = Math.floor(Math.min(Number(gd.dataset.auditScreenHeight) * PRINT_SCALE, pageHeight * 0.6));
         gd.style.width = width + "px";
         gd.style.height = height + "px";
@@ -150,7 +153,8 @@
       gd.parentElement.style.height = gd.dataset.auditScreenHeight + "px";
       gd.style.width = "100%";
       gd.style.height = gd.dataset.auditScreenHeight + "px";
-      window.Plotly.relayout(gd, {width: null, height: Number(gd.dataset.auditScreenHeight), autosize: true});
+      window.Plotly.relayout(gd, {width: null, height: Number(gd.dataset.auditScreenHeight), autosize: true,
+                                  "title.font.size": Number(gd.dataset.auditTitleSize)});
     });
   }
 
