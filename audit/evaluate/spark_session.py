@@ -55,6 +55,31 @@ def java_home() -> str:
     return str(home)
 
 
+LOG4J2 = """# Written by audit (audit/evaluate/spark_session.py): Spark's JVM logs nothing on the console.
+# A run's problems reach the user as audit's own one-line messages.
+rootLogger.level = off
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %m%n
+"""
+
+
+def quiet_conf() -> str:
+    """A SPARK_CONF_DIR whose log4j2.properties silences the JVM (used when the user has no SPARK_CONF_DIR)."""
+    folder = Path(tempfile.gettempdir()) / f"audit-spark-conf-{os.getuid()}"
+    conf = folder / "log4j2.properties"
+    if not conf.is_file() or conf.read_text() != LOG4J2:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(LOG4J2)
+        os.replace(tmp, conf)
+    return str(folder)
+
+
 def session(master: str | None = None):
     """The process's SparkSession on `master` (default `local[*]`), session time zone UTC.
 
@@ -62,6 +87,7 @@ def session(master: str | None = None):
     same session; a different master than the running one is refused.
     """
     os.environ["JAVA_HOME"] = java_home()
+    os.environ.setdefault("SPARK_CONF_DIR", quiet_conf())
     try:
         from pyspark.sql import SparkSession
     except ImportError:
