@@ -88,8 +88,9 @@ def _own_process() -> dict:
     return {"pid": pid, "process_start": _process_start(pid)}
 
 
-# What a run folder written before the marker existed may hold: only files a run writes.
-_RUN_FILES = {"findings.json", "violations.csv", "violations.parquet", "report.html", "gx"}
+# What a run folder without the marker may hold: only files a run writes (of an earlier version, or of this one).
+_RUN_FILES = {"findings.json", "violations.csv", "violations.parquet", "violations.xlsx", "run.duckdb", "report.html",
+              "report.pdf", "gx"}
 
 
 def _earlier_run_folder(out: Path) -> bool:
