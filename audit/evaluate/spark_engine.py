@@ -24,7 +24,7 @@ import duckdb
 
 from audit.evaluate import materialize as plan
 from audit.evaluate import spark_session
-from audit.evaluate.spark_sql import to_spark, view_name
+from audit.evaluate.spark_sql import Unportable, to_spark, view_name
 from audit.pack.render import population_sql
 from audit.read import export
 from audit.read import spark as spark_read
@@ -43,6 +43,15 @@ def materialize(spark, sql: str, control_id: str) -> tuple[int, int]:
     As audit/evaluate/materialize.py does in DuckDB: one statement yields the
     flagged rows and the population count, so the population is evaluated once.
     """
+    try:
+        return _materialize(spark, sql, control_id)
+    except Unportable:
+        raise
+    except Exception as exc:  # py4j's first line names a call; GX records this message as the control's error
+        raise RuntimeError(spark_session.why(exc)) from None
+
+
+def _materialize(spark, sql: str, control_id: str) -> tuple[int, int]:
     both = plan.combined(sql)
     view = violations_view(control_id)
     if both is None:  # no population CTE: as written, and counted separately

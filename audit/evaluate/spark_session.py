@@ -111,7 +111,17 @@ def session(master: str | None = None):
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and pyspark raise their own classes, none shared
-        raise UsageError(f"--engine spark: Spark did not start on {master} ({first_line(exc, default=type(exc).__name__)})") from None
+        raise UsageError(f"--engine spark: Spark did not start on {master} ({why(exc)})") from None
     spark.sparkContext.setLogLevel("OFF")
     return spark
 
+
+def why(exc: BaseException) -> str:
+    """The first line of a Spark error; for a Java one, the Java exception's (py4j's own first line names a call)."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            return first_line(str(java.toString()), default=type(exc).__name__)
+        except Exception:  # noqa: BLE001 -- the JVM may be gone
+            pass
+    return first_line(exc, default=type(exc).__name__)

@@ -64,8 +64,20 @@ def to_spark(sql: str) -> str:
     for node in tree.find_all(exp.Interval):
         if not isinstance(node.this, exp.Literal):
             raise Unportable(f"{INTERVAL_SUM}: {node.parent.sql(dialect='duckdb')}")
-    tree = tree.transform(_rewrite)
-    return tree.sql(dialect="spark")
+    return _bottom_up(tree).sql(dialect="spark")
+
+
+def _bottom_up(node: exp.Expression) -> exp.Expression:
+    """Apply the rules children first, so that a rule sees (and builds on) translated children.
+
+    sqlglot's `transform` walks top-down and does not descend into a node a rule returned.
+    """
+    for key, value in list(node.args.items()):
+        if isinstance(value, exp.Expression):
+            node.set(key, _bottom_up(value))
+        elif isinstance(value, list):
+            node.set(key, [_bottom_up(v) if isinstance(v, exp.Expression) else v for v in value])
+    return _rewrite(node)
 
 
 def _spark(snippet: str) -> exp.Expression:
@@ -86,7 +98,6 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, (exp.RegexpLike, exp.RegexpExtract, exp.RegexpExtractAll, exp.RegexpSplit)):
         pattern = node.expression
         if isinstance(pattern, exp.Literal) and pattern.is_string:
-            node = node.copy()
             node.set("expression", exp.Literal.string(java_regex(pattern.name)))
         return node
     if isinstance(node, (exp.Anonymous, exp.Func)) and _name(node) == "REGEXP_FULL_MATCH":
@@ -99,7 +110,6 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         a = _sql(arr)
         return _spark(f"CASE WHEN size({a}) > 0 THEN aggregate({a}, CAST(0 AS BIGINT), (acc, x) -> acc + x) END")
     if isinstance(node, (exp.Add, exp.Sub)) and _is_interval(node.expression) and _is_date(node.this):
-        node = node.copy()
         node.set("this", exp.cast(node.this, exp.DataType.build("TIMESTAMP_NTZ")))
         return node
     return node
