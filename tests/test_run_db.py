@@ -8,6 +8,7 @@ another run, a folder without it, and (attach_export) an export changed since.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 
 import duckdb
@@ -190,3 +191,28 @@ def test_an_export_changed_after_the_check_is_refused_by_name(checked, tmp_path)
             r.attach_export(export)
     finally:
         r.close()
+
+
+def test_bad_values_never_reach_the_file_not_even_in_hidden_columns(tmp_path):
+    """A typed table keeps its bad values in a hidden list (`__bad`) to report them: the sample must not copy it.
+
+    Found by tests/test_fuzz.py: a name and a phone number in timestamp columns were in run.duckdb's bytes.
+    """
+    export = tmp_path / "export"
+    export.mkdir()
+    planted = {"created_at": "Zelda Q. Marchbanks", "deleted_at": "+4915112345678"}
+    (export / "accounts.jsonl").write_text(json.dumps({"account_id": "A-1", "customer_id": "C-1", **planted}) + "\n",
+                                           encoding="utf-8")
+    out = tmp_path / "run"
+    proc = run_audit("check", "--exports", export, "--as-of", AS_OF, "--out", out, "--ledger", "-")
+    assert proc.returncode == 2 and "accounts.jsonl: column created_at" in proc.stderr, proc.stderr
+    data = (out / run_db.FILE).read_bytes()
+    for value in planted.values():
+        assert value.encode() not in data
+    con = duckdb.connect(str(out / run_db.FILE), read_only=True)
+    try:
+        columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                            "WHERE table_schema = 'sample' AND table_name = 'accounts'").fetchall()}
+    finally:
+        con.close()
+    assert "account_id" in columns and not any(c.startswith("__") for c in columns)

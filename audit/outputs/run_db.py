@@ -37,6 +37,7 @@ mask.keyed_hash_sql), computed in DuckDB.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -63,6 +64,9 @@ JOINED_KEYS = ("record_id",)                  # joined only with the violations 
 RECORD_KEYS = ("message_id", "transfer_id")   # also counted distinct, joined with the export's transfers
 SAMPLE_ROWS = 20
 _EVIDENCE_KINDS = (schema.EMAIL, schema.PHONE, schema.IP)
+# Column types copied as they are: no text inside them.
+_SCALAR = re.compile(r"(BOOLEAN|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\)|DATE|TIME"
+                     r"|TIMESTAMP(_S|_MS|_NS| WITH TIME ZONE)?|INTERVAL|UUID)$")
 
 
 def write(result, folder: Path) -> Path:
@@ -186,7 +190,10 @@ class _Writer:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS {source}")
         maps = []
         try:
-            described = con.execute(f"DESCRIBE {src}").fetchall()
+            # Text is masked below; plain scalars (numbers, dates, booleans) are copied; anything else is left
+            # out: a nested or binary column can hold raw text (the typed views' hidden `__bad` list of bad values).
+            described = [d for d in con.execute(f"DESCRIBE {src}").fetchall()
+                         if not d[0].startswith("__") and (d[1] == "VARCHAR" or _SCALAR.match(d[1]))]
             select, joins = [], []
             for i, (name, ltype, *_) in enumerate(described):
                 col = f"s.{ident(name)}"
