@@ -322,7 +322,18 @@ def violations_table(evidence: pd.DataFrame, total: int) -> Html:
         frame, connected=False, display_logo_when_loading=False, showIndex=False, maxBytes=0, order=[],
         pageLength=PAGE_ROWS, lengthMenu=[PAGE_ROWS, 25, 100, 500], classes="display compact cell-border",
         style="width:100%;margin:6px 0 12px", allow_html=False)
-    return Html(caption + f'<div class="audit-evidence" style="overflow-x:auto">{_offline(markup)}</div>')
+    # DataTables draws its rows in the page's text colour over its own light stripes: a fixed light card with dark
+    # text keeps them readable in JupyterLab's dark theme, where the inherited text would be white on white.
+    return Html(caption + _EVIDENCE_STYLE + f'<div class="audit-evidence" style="overflow-x:auto;background:#fff;'
+                f'color:#222;padding:2px 4px">{_offline(markup)}</div>')
+
+
+# JupyterLab's themes colour table cells themselves: inside the evidence card they follow the card.
+_EVIDENCE_STYLE = ("<style>.audit-evidence th, .audit-evidence td, .audit-evidence span, .audit-evidence label, "
+                   ".audit-evidence input, .audit-evidence select, .audit-evidence button, .audit-evidence div "
+                   "{color: #222 !important;} .audit-evidence tr, .audit-evidence thead, .audit-evidence tbody "
+                   "{background: #fff !important;} .audit-evidence th, .audit-evidence td "
+                   "{background-color: transparent !important;}</style>")
 
 
 def control_section(control: dict, evidence: pd.DataFrame) -> Html:
