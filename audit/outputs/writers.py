@@ -17,14 +17,12 @@ starts and again when it is written.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 
 from audit.errors import OutputError, UsageError
-from audit.outputs import standards
+from audit.outputs import atomic, standards
 
 Writer = Callable[[Path], bytes]
 GROUP = "audit.writers"
@@ -118,22 +116,10 @@ def write(name: str, folder: Path, target: Path) -> None:
     _check_target(target, Path(read_findings(folder)["run"]["exports"]))
     data = writers.get(name)(Path(folder))
     target = Path(target)
-    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        tmp = None
+        atomic.write_bytes(target, data)
     except OSError as exc:
         raise OutputError(f"{target}: the {name} document could not be written ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def write_landed(result, targets: list[tuple[str, Path]]) -> None:

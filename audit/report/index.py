@@ -21,13 +21,13 @@ same name is left alone and the write is refused.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 from audit import __version__
 from audit.errors import OutputError
 from audit.mask import scrub
+from audit.outputs import atomic
 from audit.outputs.run_folder import read_marker
 from audit.report.html import esc, fmt
 
@@ -135,15 +135,9 @@ def write_index(ledger: str | Path, out: str | Path | None = None) -> Path:
     if target.exists() and not (target.is_file() and _ours(target)):
         raise OutputError(f"{target}: exists and was not written by audit; not replaced")
     text = render(ledger, target.parent)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        atomic.write_bytes(target, text.encode("utf-8"))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{target}: {exc.strerror or exc}") from None
     return target
 
