@@ -75,6 +75,9 @@ def test_every_control_sql_parses_with_a_population_cte():
     ("    dpf_valid_from: 2023-07-10", "    dpf_valid_from: soon", "controls.PRC-05.dpf_valid_from"),
     ("'NO', AD", "NO, AD", "controls.PRC-05.adequate_countries"),
     ("phone: '(\\+", "phone: '((\\+", "parameters.patterns.phone"),
+    ("  currency: EUR", "  currency: euro", "parameters.currency"),
+    ("  currency: EUR", "  currency: 978", "parameters.currency"),
+    ("  currency: EUR\n", "", "controls.CMP-02.currency"),  # CMP-02 prints it: missing is an error
 ])
 def test_bad_pack_names_the_key(pack_copy, old, new, key):
     edit(pack_copy, old, new)
@@ -82,6 +85,39 @@ def test_bad_pack_names_the_key(pack_copy, old, new, key):
         load_pack(pack_copy)
     assert err.value.key == key and err.value.line
     assert str(err.value).startswith(f"{pack_copy / 'pack.yaml'}, line {err.value.line}: key {key}: ")
+
+
+def _cmp02_details(pack, rows) -> list[str]:
+    """CMP-02 of `pack` evaluated in DuckDB over complaints (id, received_at, fee)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE complaints (complaint_id VARCHAR, received_at TIMESTAMP, fee_charged DECIMAL(12,2))")
+    con.executemany("INSERT INTO complaints VALUES (?, ?, ?)", rows)
+    sql = render(pack.catalogue["CMP-02"], pack, cutoff("2026-09-30"))
+    return [d for (d,) in con.execute(f"SELECT detail FROM ({sql}) ORDER BY record_id").fetchall()]
+
+
+def test_fees_print_with_the_pack_currency(pack_copy):
+    """Issue 11: "a fee of 5.00" said no currency; the pack's ISO 4217 code follows the amount."""
+    rows = [("C1", "2026-09-01", 5), ("C2", "2026-09-02", 0.01), ("C3", "2026-09-03", 0)]
+    assert _cmp02_details(load_pack(), rows) == ["complaint received 2026-09-01 was charged a fee of 5.00 EUR",
+                                                 "complaint received 2026-09-02 was charged a fee of 0.01 EUR"]
+    edit(pack_copy, "  currency: EUR", "  currency: GBP")
+    assert [d.rsplit(" ", 2)[1:] for d in _cmp02_details(load_pack(pack_copy), rows)] == [["5.00", "GBP"],
+                                                                                          ["0.01", "GBP"]]
+
+
+def test_a_pack_that_prints_no_currency_needs_none(pack_copy):
+    """An existing pack (CMP-02 as it was, no `currency`) still loads: only a parameter the SQL uses is required."""
+    control = pack_copy / "controls" / "CMP-02.sql"
+    used = " || ' ' || {{ currency }}"
+    assert used in control.read_text()
+    control.write_text(control.read_text().replace(used, ""))
+    edit(pack_copy, "  currency: EUR\n", "")
+    pack = load_pack(pack_copy)
+    assert "currency" not in pack.parameters
+    assert _cmp02_details(pack, [("C1", "2026-09-01", 5)]) == ["complaint received 2026-09-01 was charged a fee of 5.00"]
 
 
 def test_bad_pack_from_the_cli_is_one_line_exit_2(pack_copy, tmp_path):

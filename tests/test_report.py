@@ -406,13 +406,16 @@ def test_open_run_refuses_a_run_of_another_cutoff(rendered_run):
 
 def test_violation_details_count_one_day_and_print_money_with_two_decimals(boundary_run):
     """Issue 11: "1 days overdue" and "a fee of 5.0000" in the evidence the report shows."""
+    from audit.pack.loader import load_pack
+
     with open(boundary_run["out"] / "violations.csv", newline="", encoding="utf-8") as fh:
         details = {(r["control_id"], r["record_id"]): r["detail"] for r in csv.DictReader(fh)}
     assert not [d for d in details.values() if re.search(r"\b1 days\b", d)]
     one_day = [d for d in details.values() if re.search(r"\b1 day overdue\b", d)]
     assert one_day  # the boundary export has a record one day past due
     fees = [d for (c, _), d in details.items() if c == "CMP-02"]
-    assert fees and all(re.search(r"a fee of \d+\.\d{2}$", d) for d in fees), fees
+    currency = load_pack().value("CMP-02", "currency")  # and its currency (ISO 4217, from the pack)
+    assert fees and all(re.search(rf"a fee of \d+\.\d{{2}} {currency}$", d) for d in fees), fees
 
 
 def _colors(chart) -> set[str]:

@@ -34,6 +34,7 @@ DEFAULT_PACK = PACKS / "default"
 TOP_KEYS = {"pack", "title", "version", "notice", "clauses", "contract", "parameters", "controls"}
 CLAUSE_KEYS = {"id", "section", "quote", "controls", "manual"}
 BLOCK_KEYS = ("severity", "off")
+CURRENCY = re.compile(r"[A-Z]{3}\Z")  # `currency`: an ISO 4217 code, printed beside amounts
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,9 @@ def _check_value(label: str, key: str, value: Any, lines: Lines, errors: list[Po
     elif name.endswith(("_from", "_until")):
         if not isinstance(value, dt.date):
             bad(f"expected a date (YYYY-MM-DD), got {value!r}")
+    elif name == "currency":
+        if not isinstance(value, str) or not CURRENCY.match(value):
+            bad(f"expected an ISO 4217 currency code (three capital letters, e.g. EUR), got {value!r}")
     elif key.startswith("parameters.patterns."):
         if not isinstance(value, str):
             bad(f"expected a regular expression, got {value!r}")
