@@ -82,7 +82,7 @@ class Backend:
     def load(self, found: export.Export) -> export.Export:
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.found = copy.deepcopy(found)  # as discovered, for DuckDB's views (land_export)
-        return spark_read.attach(self.spark, found, str(self.scratch))
+        return spark_read.attach(self.spark, found, str(self.scratch), to_spark)
 
     def scope(self, sql: str) -> None:
         """The scope views (scope.sql: `CREATE OR REPLACE VIEW audit.x AS ...`) as Spark views."""

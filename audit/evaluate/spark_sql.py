@@ -11,8 +11,8 @@ lint of `audit pack check` (audit/pack/portability.py), and raise
 
 Rules (docs/spark.md lists them with their examples):
 - an INTERVAL term followed by `+`/`-` must be parenthesized (sqlglot misreads it): Unportable;
-- tables: `main.t` is the temporary view `t`; `audit.x` is `audit__x` (Spark's
-  temporary views have no schema);
+- tables: `main.t` is the temporary view `t`; `audit.x` is `audit__x`, `raw."f"` (a
+  mapping's SQL view) is `raw__f` (Spark's temporary views have no schema);
 - `date_diff(unit, a, b)` counts the unit's boundaries crossed, as DuckDB does
   (Spark's `datediff(unit, ...)` counts whole units);
 - `regexp_replace(s, p, r, 'g')`: the replacement's `\\1` is Java's `$1` (and
@@ -38,9 +38,10 @@ import sqlglot
 from sqlglot import exp
 
 from audit.errors import AuditError
+from audit.read.spark import RAW_VIEW
 
-# Schemas of the DuckDB database that controls read, and what Spark calls their tables.
-TABLE_SCHEMAS = {"main": "{name}", "audit": "audit__{name}"}
+# Schemas of the DuckDB database that controls (and a mapping's SQL views) read, and what Spark calls their tables.
+TABLE_SCHEMAS = {"main": "{name}", "audit": "audit__{name}", "raw": RAW_VIEW}
 
 
 # sqlglot (30.x) reads `a + n * INTERVAL 1 YEAR + m * INTERVAL 1 DAY` as `a + n * (INTERVAL 1 YEAR + INTERVAL (m * ...))`:

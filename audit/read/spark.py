@@ -13,7 +13,11 @@ InputProblem per column (file, column, masked value, count), found by one
 aggregation per table: the messages the DuckDB reader writes.
 
 Timestamps are TIMESTAMP_NTZ, in UTC: DuckDB's TIMESTAMP has no zone either.
-Not read on Spark (a problem of the table, naming why): a mapping's SQL views.
+A mapping's SQL view (DuckDB's dialect, reading `raw."<file table>"` and
+`main.<table>`) is translated by the caller's `translate` (the engine's
+audit/evaluate/spark_sql.to_spark: this stage imports no stage above it) and
+runs over the raw DataFrames, registered as the views `raw__<file table>`;
+its result is renamed and typed as a mapped file would be.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 from types import SimpleNamespace
+from typing import Callable
 
 from audit.errors import InputProblem, first_line
 from audit.mask import bad_value
@@ -42,6 +47,8 @@ _FRACTIONAL = ("double", "float", "decimal")
 # strptime directives the mappings use, as Java's DateTimeFormatter letters.
 _STRPTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%y": "yy", "%b": "MMM",
              "%B": "MMMM", "%f": "SSSSSS", "%z": "XX", "%%": "%"}
+# The encodings DuckDB reads itself (mapfile.NATIVE_ENCODINGS; the others come as UTF-8 copies), by Spark's names.
+_SPARK_CHARSET = {"utf-8": "utf-8", "latin-1": "iso-8859-1"}
 # ISO 8601 as the DuckDB reader takes it: a date first (Spark alone would also read '2026' or '2026-09').
 _ISO_DATE = r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ]|$)"
 
@@ -56,11 +63,17 @@ def empty_view(spark, table: schema.Table):
     return spark.sql(f"SELECT {cols} WHERE 1 = 0")
 
 
-def attach(spark, ex: Export, scratch: str) -> Export:
+# The temporary view of the raw file table `raw."<name>"` (Spark's temporary views have no schema).
+RAW_VIEW = "raw__{name}"
+
+
+def attach(spark, ex: Export, scratch: str, translate: Callable[[str], str] | None = None) -> Export:
     """Create a temporary view per contract table (typed) and per other table; record problems, never raise for data.
 
-    The views of the text formats are cached: Spark would parse the file again for every control.
-    `scratch`: a private folder of the run, for UTF-8 copies of text files in other encodings.
+    The views of the text formats and of a mapping's SQL views are cached: Spark would parse the file (and run
+    the view) again for every control. `scratch`: a private folder of the run, for UTF-8 copies of text files
+    in other encodings. `translate`: DuckDB SQL to Spark SQL, for a mapping's SQL views (None: a problem of
+    each such table).
     """
     broken = ex.bad_tables
     consumed = ex.consumed
@@ -81,14 +94,19 @@ def attach(spark, ex: Export, scratch: str) -> Export:
             _typed_view(spark, ex, name, contract, raws[name], label, opts, src.format)
         elif _NAME_OK.match(name) and name not in ex.contract.tables:
             raws[name].createOrReplaceTempView(name)
+    if any(entry.sql is not None for entry, _ in ex.mapped.values()):
+        for name, df in raws.items():
+            df.createOrReplaceTempView(RAW_VIEW.format(name=name))
     for name, (entry, names) in ex.mapped.items():
         contract = ex.contract.tables[name]
         label = ex.label(name)
         if name in broken or any(n not in raws for n in names):
             continue
         if entry.sql is not None:
-            ex.problems.append(InputProblem(name, label, None, None, "a mapping's SQL view is not read by "
-                                                                     "--engine spark; map files instead"))
+            df = _sql_view(spark, ex, name, entry, label, translate)
+            if df is not None:
+                _typed_view(spark, ex, name, contract, _renamed(df, entry, name, label, ex), label, entry.options,
+                            "sql")
             continue
         df = raws[names[0]]
         for n in names[1:]:
@@ -123,7 +141,7 @@ def _read(spark, src, opts: mapfile.ReadOptions, scratch: str):
             paths = _utf8(SimpleNamespace(root=scratch), src, opts) or [real for _, real in src.files]
             if src.format == "csv":
                 df = reader.csv(paths, header=opts.header, sep=opts.delimiter, quote=opts.quote, escape=opts.quote,
-                                encoding="utf-8" if opts.encoding not in mapfile.NATIVE_ENCODINGS else opts.encoding,
+                                encoding=_SPARK_CHARSET.get(opts.encoding, "utf-8"),
                                 inferSchema=False, multiLine=True, mode="PERMISSIVE")
                 if not opts.header:
                     df = df.toDF(*[f"column{i}" for i in range(len(df.columns))])
@@ -146,21 +164,45 @@ def _read(spark, src, opts: mapfile.ReadOptions, scratch: str):
         raise _Unreadable(text) from None
 
 
+def _sql_view(spark, ex: Export, name: str, entry: mapfile.Entry, label: str, translate):
+    """The DataFrame of a mapping's SQL view, translated to Spark SQL; None (and a problem of the table) if it fails.
+
+    DuckDB materializes the view once (export._mapped_views); here it is cached by _typed_view.
+    """
+    if translate is None:
+        ex.problems.append(InputProblem(name, label, None, None, "a mapping's SQL view needs the engine's "
+                                                                 "translation to Spark SQL"))
+        return None
+    try:
+        sql = translate(entry.sql)
+    except Exception as exc:  # Unportable, or sqlglot's own errors (a stage above this one: not importable)
+        ex.problems.append(InputProblem(name, label, None, None, f"cannot be read on Spark (the mapping's "
+                                                                 f"{entry.key}.sql: {first_line(exc)})"))
+        return None
+    try:
+        df = spark.sql(sql)
+        df.schema  # noqa: B018 -- analysed now, so that a bad view is this table's problem
+        return df
+    except Exception as exc:  # pyspark's AnalysisException, ParseException...: none shared
+        ex.problems.append(InputProblem(name, label, None, None,
+                                        f"cannot be read ({first_line(exc, default=type(exc).__name__)})"))
+        return None
+
+
 def _renamed(df, entry: mapfile.Entry, name: str, label: str, ex: Export):
     """A mapping's column renames: the contract's name replaces the export's (same rules as export._mapped_views)."""
     found = {c.strip().lower(): c for c in df.columns}
-    renames, dropped = {}, set()
+    renamed, dropped = [], set()
     for col, export_col in entry.columns.items():
         orig = found.get(export_col.strip().lower())
         if orig is None:
             ex.problems.append(InputProblem(name, label, export_col, None,
                                             f"no such column (the mapping's {entry.key}.columns.{col})"))
             continue
-        renames[orig] = col
-        if col in found and found[col] != orig:
-            dropped.add(found[col])
-    keep = [f"{q(c)} AS {q(renames.get(c, c))}" for c in df.columns if c not in dropped]
-    return df.selectExpr(*keep)
+        # One export column may fill two contract columns (account_id and customer_id: cust_no).
+        renamed.append(f"{q(orig)} AS {q(col)}")
+        dropped |= {orig} | ({found[col]} if col in found else set())
+    return df.selectExpr(*renamed, *[q(c) for c in df.columns if c not in dropped])
 
 
 def _typed_view(spark, ex: Export, name: str, contract: schema.Table, df, label: str, opts: mapfile.ReadOptions,
@@ -184,7 +226,7 @@ def _typed_view(spark, ex: Export, name: str, contract: schema.Table, df, label:
         selects.append(f"{expr} AS {col.name}")
     known = {c.name for c in contract.all_columns}
     extras = [f"{q(orig)} AS {q(low)}" for low, (orig, _) in raw_cols.items() if low not in known]
-    if fmt in ("csv", "jsonl"):
+    if fmt in ("csv", "jsonl", "sql"):
         df = df.cache()
     if checks:
         aggs = []
