@@ -14,8 +14,9 @@ Source rules (on the control's file, or its template, line by line):
 Rendered rules (on the SQL as a run renders it, parameters filled in):
 - the translation itself refuses (`regexp_replace` without 'g', ...);
 - a regular expression RE2 (DuckDB) and Java (Spark) read differently:
-  lookaround, atomic groups and possessive quantifiers (Java only), POSIX
-  classes `[[:alpha:]]` (RE2 only), `\\Z`, backreferences.
+  lookaround, atomic groups and possessive quantifiers (Java only), `\\Z`,
+  backreferences; what the translation refuses (`(?U)`, `\\S` in a class,
+  options other than 'i', 's', 'c', printf of an unrounded number).
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ REGEX_TRAPS = [
     (re.compile(r"\(\?<?[=!]"), "lookaround: RE2 (DuckDB) has none", "match more and filter in SQL"),
     (re.compile(r"\(\?>"), "an atomic group: RE2 (DuckDB) has none", "a plain group (?:...)"),
     (re.compile(r"(?<!\\)[*+?}]\+"), "a possessive quantifier: RE2 (DuckDB) has none", "a plain quantifier"),
-    (re.compile(r"\[\[:\w+:\]\]|\[:\w+:\]"), "a POSIX class: Java (Spark) reads it as a set of characters",
-     "an explicit class such as [a-zA-Z] or [0-9]"),
     (re.compile(r"\\Z"), "\\Z: RE2 (DuckDB) has none", "\\z"),
     (re.compile(r"\\[1-9]"), "a backreference: RE2 (DuckDB) has none", "match more and compare in SQL"),
 ]

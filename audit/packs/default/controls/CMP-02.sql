@@ -20,6 +20,6 @@ WITH population AS (
 )
 SELECT 'complaints' AS table_name, p.complaint_id AS record_id, CAST(NULL AS VARCHAR) AS customer_id,
        p.received_at AS event_at, CAST(NULL AS TIMESTAMP) AS due_at,
-       'complaint received ' || CAST(CAST(p.received_at AS DATE) AS VARCHAR) || ' was charged a fee of ' || printf('%.2f', p.fee_charged) || ' ' || {{ currency }} AS detail
+       'complaint received ' || CAST(CAST(p.received_at AS DATE) AS VARCHAR) || ' was charged a fee of ' || printf('%.2f', round(p.fee_charged, 2)) || ' ' || {{ currency }} AS detail
 FROM population p
 WHERE p.fee_charged > 0
