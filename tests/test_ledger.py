@@ -218,7 +218,7 @@ def test_history_lists_runs_and_trend(series):
     lines = res.stdout.splitlines()
     assert lines[0] == f"{series['ledger']}: 9 runs"
     assert lines[1].split() == ["#", "run_id", "as_of", "period", "policy", "failed", "errors", "violations",
-                                "waived", "expired"]
+                                "waived", "expired", "sign-off"]
     row5 = lines[6].split()
     assert row5[0] == "5" and row5[2:4] == ["2026-05-31", "2026-05"] and row5[-5:] == ["2", "0", "3", "0", "0"]
     i = lines.index("control  2026-06  2026-07  2026-08  2026-09  new  resolved")

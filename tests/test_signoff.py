@@ -157,3 +157,25 @@ def test_a_signed_off_run_folder_is_not_replaced_by_a_new_run(reports):
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"audit: error: {reports['run']}: run ") and "is signed off" in proc.stderr
     assert {p.name: p.read_bytes() for p in reports["run"].iterdir() if p.is_file()} == before
+
+
+def test_history_shows_who_signed_each_run_off_and_their_opinion(reports):
+    ledger = reports["reports"] / "fresh.duckdb"
+    for as_of in ("2026-08-31", "2026-09-30"):
+        assert run_audit("ledger", "record", reports["reports"] / as_of, "--ledger", ledger).returncode == 0
+    proc = _signoff(reports["run"], ledger)  # the first run (2026-08-31) only
+    assert proc.returncode == 0, proc.stderr
+    signed = json.loads((reports["run"] / "signoff.json").read_text(encoding="utf-8"))
+    proc = run_audit("history", "--ledger", ledger)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = lines[1]
+    assert header.split()[-1] == "sign-off"
+    at = header.index("sign-off")
+    runs = {r["run_id"]: r for r in L.run_rows(ledger)}
+    rows = {line.split()[1]: line for line in lines[2:2 + len(runs)]}
+    first = next(r for r in runs.values() if r["as_of"].startswith("2026-08-31"))
+    second = next(r for r in runs.values() if r["as_of"].startswith("2026-09-30"))
+    assert rows[first["run_id"]][at:] == f"{signed['signed_by']}: {OPINION}"
+    assert signed["signed_by"].startswith("J. Roe (DPO), j***@") and "jroe@example.com" not in proc.stdout
+    assert rows[second["run_id"]][at:] == ""  # not signed off: blank

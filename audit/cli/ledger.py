@@ -168,6 +168,15 @@ def _table(headers: list[str], rows: list[list], right: set[int] = frozenset()) 
     return out
 
 
+def _signed(row: dict) -> str:
+    """Who signed the run off and their opinion (`audit signoff`, kept masked in the ledger); blank when not signed."""
+    if not row.get("signed_by"):
+        return ""
+    from audit.mask import for_terminal
+
+    return for_terminal(f"{row['signed_by']}: {row['opinion']}")
+
+
 def _cell(row: dict) -> str:
     if row["status"] == "not_evaluated":
         return "-"
@@ -186,7 +195,8 @@ def _cell(row: dict) -> str:
 def history(ledger, policy_sha, last):
     """List the recorded runs, then each control's violations over the last runs of one policy.
 
-    Trend cells: unwaived violations, `+Nw` waived, `-` not evaluated, `err`
+    A run signed off (`audit signoff`) shows who signed it and their opinion
+    under `sign-off`; blank when it is not. Trend cells: unwaived violations, `+Nw` waived, `-` not evaluated, `err`
     error; `new` and `resolved` compare the last run with the one before.
 
     Example:
@@ -200,10 +210,10 @@ def history(ledger, policy_sha, last):
         trend = _trend(con, policy_sha, last)
     rows = [[r["seq"], r["run_id"], (r["as_of"] or "")[:10], r["period"] or "",
              f"{r['policy_name']} {str(r['policy_sha256'])[:8]}", r["failed"], r["errors"], r["violations"],
-             r["waived"], r["expired_waivers"]] for r in runs]
+             r["waived"], r["expired_waivers"], _signed(r)] for r in runs]
     lines = [f"{ledger}: {len(runs)} runs"]
     lines += _table(["#", "run_id", "as_of", "period", "policy", "failed", "errors", "violations", "waived",
-                     "expired"], rows, right={0, 5, 6, 7, 8, 9})
+                     "expired", "sign-off"], rows, right={0, 5, 6, 7, 8, 9})
     if trend:
         seqs = list(dict.fromkeys(r["seq"] for r in trend))
         labels = {r["seq"]: r["label"] for r in trend}
