@@ -67,7 +67,11 @@ def test_a_fresh_package_verifies_and_holds_the_run(checked, package):
         assert (hashlib.sha256(members[name]).hexdigest(), len(members[name])) == (m["sha256"], m["size"])
     run_files = {p.relative_to(checked["out"]).as_posix() for p in checked["out"].rglob("*")
                  if p.is_file() and not p.name.startswith(".")}
-    assert {n.removeprefix("run/") for n in members if n.startswith("run/")} == run_files
+    kept_pack = {n for n in run_files if n.startswith("pack/")}  # the run folder's copy of its pack
+    assert kept_pack and "pack/pack.yaml" in kept_pack
+    assert {n.removeprefix("run/") for n in members if n.startswith("run/")} == run_files - kept_pack
+    assert {n for n in members if n.startswith("pack/")} == kept_pack  # packed once, as `pack/`
+    assert all(members[n] == (checked["out"] / n).read_bytes() for n in kept_pack)
     assert members["run/findings.json"] == (checked["out"] / "findings.json").read_bytes()
     # the export: listed with hashes and row counts, checked against the run's fingerprint, never copied
     exported = json.loads(members["evidence/export.json"])
@@ -158,8 +162,15 @@ def test_a_changed_export_is_said_and_a_changed_pack_refused(tmp_path):
     gone = json.loads(_members(tmp_path / "gone.zip")["evidence/export.json"])
     assert gone["state"].startswith("gone") and gone["files"] == []
     (pack / "notice.txt").write_text((pack / "notice.txt").read_text() + " ")
+    # the pack edited at its path: the run folder's copy of it is packed (tests/test_run_pack.py)
+    assert run_audit("evidence", run["out"], "--out", tmp_path / "edited.zip").returncode == 0
+    copy = run["out"] / "pack" / "notice.txt"
+    copy.write_text(copy.read_text() + " ")  # the copy changed: refused, naming it
     proc = run_audit("evidence", run["out"], "--out", tmp_path / "refused.zip")
-    assert proc.returncode == 2 and "policy pack changed since the run" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"{run['out'] / 'pack'}: the policy pack changed since the run" in proc.stderr
+    shutil.rmtree(run["out"] / "pack")  # as a run folder of an earlier version: the pack at its path, changed
+    proc = run_audit("evidence", run["out"], "--out", tmp_path / "refused.zip")
+    assert proc.returncode == 2 and f"{pack}: the policy pack changed since the run" in proc.stderr, proc.stderr
     assert not (tmp_path / "refused.zip").exists()
     inside = run_audit("evidence", run["out"], "--out", run["out"] / "e.zip")
     assert inside.returncode == 2 and "inside the run folder" in inside.stderr

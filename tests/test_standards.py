@@ -46,13 +46,35 @@ def _plugin(base: Path) -> Path:
     return site
 
 
+def _manual() -> list[str]:
+    from audit.evaluate.attestations import manual_clauses
+    from audit.pack.loader import load_pack
+
+    return manual_clauses(load_pack())
+
+
+def _attestations(base: Path) -> Path:
+    """The first manual clause attested (current), the second only by an expired check, the third partially."""
+    first, second, third = _manual()[:3]
+    path = base / "attestations.yaml"
+    path.write_text(f"""attestations:
+  - {{clause: {first}, result: satisfied, evidence: Minutes 2026-09-12 ticket DPO-311, reviewer: J. Roe (DPO),
+     date: 2026-09-15, expires: 2027-03-31, note: reviewed with legal}}
+  - {{clause: {second}, result: satisfied, evidence: Register 2025, reviewer: A. Smith,
+     date: 2025-09-01, expires: 2026-03-31}}
+  - {{clause: {third}, result: partially, evidence: Form review FR-7, reviewer: J. Roe (DPO),
+     date: 2026-10-02, expires: 2027-10-01}}
+""")
+    return path
+
+
 @pytest.fixture(scope="module")
 def formats_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("formats")
     export, out, site = _export(base), base / "run", _plugin(base)
     targets = {"oscal": base / "reports" / "oscal.json", "junit": base / "junit.xml", "txt": base / "controls.txt"}
     proc = run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", out, "--ledger", "-",
-                     "--oscal", targets["oscal"], "--junit", targets["junit"],
+                     "--oscal", targets["oscal"], "--junit", targets["junit"], "--attestations", _attestations(base),
                      "--write", f"controls-txt={targets['txt']}", env={"PYTHONPATH": str(site)})
     assert proc.returncode == 0, proc.stderr
     return {"export": export, "out": out, "proc": proc, **targets}
@@ -67,9 +89,10 @@ def test_oscal_is_valid_assessment_results_with_one_finding_per_control(formats_
     (result,) = doc.results
     assert result.start.isoformat().replace("+00:00", "Z") == run["started_at"]
     assert result.end.isoformat().replace("+00:00", "Z") == run["finished_at"]
-    assert len(result.findings) == len(result.observations) == len(controls)
+    tested = [f for f in result.findings if "control-id" in {p.name for p in f.props}]
+    assert len(tested) == len([o for o in result.observations if "TEST" in o.methods]) == len(controls)
     observations = {o.uuid: o for o in result.observations}
-    for c, f in zip(controls, result.findings):
+    for c, f in zip(controls, tested):
         assert f.title.startswith(c["control_id"])
         assert f.target.description == c["clause"]
         assert f.target.status.state.value == ("satisfied" if c["status"] == "pass" else "not-satisfied")
@@ -84,6 +107,35 @@ def test_oscal_is_valid_assessment_results_with_one_finding_per_control(formats_
     text = formats_run["oscal"].read_text()
     ids = {rid for rows in violations(formats_run["out"]).values() for _, rid in rows if len(rid) > 3}
     assert not [rid for rid in ids if f'"{rid}"' in text]
+
+
+def test_oscal_carries_the_attestations_and_every_manual_clause(formats_run):
+    """Each attestation an EXAMINE observation (reviewer, date, expiry, evidence); each manual clause a finding."""
+    from trestle.oscal.assessment_results import AssessmentResults
+
+    doc = AssessmentResults.oscal_read(formats_run["oscal"])
+    (result,) = doc.results
+    first, second, third = _manual()[:3]
+    examined = [o for o in result.observations if o.methods == ["EXAMINE"]]
+    props = [{p.name: p.value for p in o.props} for o in examined]
+    assert [(p["clause-id"], p["result"], p["state"]) for p in props] == [
+        (first, "satisfied", "current"), (second, "satisfied", "expired"), (third, "partially satisfied", "current")]
+    parties = {p.uuid: p.name for p in doc.metadata.parties}
+    obs = examined[0]
+    assert parties[obs.origins[0].actors[0].actor_uuid] == "J. Roe (DPO)"
+    assert obs.collected.isoformat() == "2026-09-15T00:00:00+00:00"
+    assert obs.expires.isoformat() == "2027-03-31T23:59:59+00:00"
+    assert obs.relevant_evidence[0].description == "Minutes 2026-09-12 ticket DPO-311" and obs.remarks == "reviewed with legal"
+    manual = [f for f in result.findings if "control-id" not in {p.name for p in f.props}]
+    assert [f.target.target_id for f in manual] == _manual()  # every manual clause, by its exact id, in order
+    got = {f.target.target_id: ({p.name: p.value for p in f.props}["attestation"], f.target.status.state.value,
+                                [r.observation_uuid for r in f.related_observations or []]) for f in manual}
+    assert got[first] == ("satisfied", "satisfied", [obs.uuid])
+    assert got[second] == ("not attested", "not-satisfied", [])  # its only attestation expired before the cutoff
+    assert got[third] == ("partially satisfied", "not-satisfied", [examined[2].uuid])
+    assert {a for a, _, _ in (got[c] for c in _manual()[3:])} == {"not attested"}
+    counts = {p.name: p.value for p in result.props}
+    assert (counts["manual-clauses"], counts["not-attested"]) == (str(len(_manual())), str(len(_manual()) - 2))
 
 
 def test_junit_has_a_testcase_per_control_and_a_failure_per_failed_control(formats_run):

@@ -2,8 +2,9 @@
 
 What it holds (docs/evidence.md): every file of the run folder (`run/`:
 findings.json, violations.csv/.parquet, the GX results with each control's SQL,
-the report and notebooks when present), the policy pack's files (`pack/`,
-refused if the pack changed since the run), the waivers and attestations
+the report and notebooks when present), the policy pack's files (`pack/`:
+the run folder's copy of its pack, or for a run of an earlier version the pack
+at its path, refused if it changed since the run), the waivers and attestations
 files when the run recorded them (`waivers/`, `attestations/`), the sign-off
 (`run/signoff.json`, audit/ledger/signoff.py) once the run is signed off, and facts as JSON (`evidence/`): the export's files
 with their SHA-256 and the row counts the run read (re-hashed from the export
@@ -36,7 +37,7 @@ from pathlib import Path
 from audit import __version__
 from audit.errors import AuditError, OutputError, UsageError, first_line
 from audit.outputs.findings import read_findings
-from audit.outputs.run_folder import MARKER, TOOL
+from audit.outputs.run_folder import MARKER, PACK_DIR, TOOL, run_pack
 
 FORMAT = "audit-evidence/1"
 MANIFEST = "MANIFEST.json"
@@ -68,10 +69,13 @@ def _json(value) -> bytes:
 
 
 def _run_files(run_dir: Path) -> dict[str, Path]:
-    """Every regular file of the run folder, by its path in the package; the marker and hidden files left out."""
+    """Every regular file of the run folder, by its path in the package; the marker and hidden files left out.
+
+    The run's copy of its pack (`pack/`) is not repeated under `run/`: it is the package's `pack/` (`_pack`).
+    """
     out = {}
     for folder, dirs, files in os.walk(run_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) == run_dir and d == PACK_DIR))
         for name in files:
             path = Path(folder) / name
             if name.startswith(".") or name == MARKER or not stat.S_ISREG(path.lstat().st_mode):
@@ -80,17 +84,24 @@ def _run_files(run_dir: Path) -> dict[str, Path]:
     return out
 
 
-def _pack(run: dict) -> tuple[dict[str, Path], dict, object]:
-    """The pack's files by package path, its facts, and the pack itself; refused if it changed since the run."""
+def _pack(run: dict, run_dir: Path) -> tuple[dict[str, Path], dict, object]:
+    """The pack's files by package path, its facts, and the pack itself.
+
+    From the run folder's copy of its pack (`pack/`, audit/outputs/run_folder.py) when it has one, whose
+    digest must be the run's; else (a run of an earlier version) from the pack's path, refused if it changed.
+    """
     from audit.pack.loader import load_pack
 
     policy = run.get("policy") or {}
     path = Path(policy.get("path") or "")
-    if not policy.get("path") or not path.is_dir():
-        raise UsageError(f"{path}: the run's policy pack is not there any more; the package needs it")
-    pack = load_pack(path)
+    pack, source = run_pack(run_dir), run_dir / PACK_DIR
+    if pack is None:
+        source = path
+        if not policy.get("path") or not path.is_dir():
+            raise UsageError(f"{path}: the run's policy pack is not there any more; the package needs it")
+        pack = load_pack(path)
     if pack.digest != policy.get("sha256"):
-        raise UsageError(f"{path}: the policy pack changed since the run (sha256 {pack.digest[:12]}…, "
+        raise UsageError(f"{source}: the policy pack changed since the run (sha256 {pack.digest[:12]}…, "
                          f"the run recorded {str(policy.get('sha256'))[:12]}…); nothing was written")
     root = Path(pack.path).resolve()
     files = {"pack/" + Path(f).resolve().relative_to(root).as_posix(): Path(f) for f in pack.files}
@@ -203,7 +214,7 @@ def build(run_dir: str | Path, out: str | Path, ledger: str | Path | None = None
             raise UsageError(f"{out}: must not be inside {what} {inside}")
     signer = _private_key(Path(key)) if key else None
     files = _run_files(run_dir)
-    pack_files, pack_facts, pack = _pack(run)
+    pack_files, pack_facts, pack = _pack(run, run_dir)
     files.update(pack_files)
     recorded = {key: _recorded_file(run, key) for key in ("waivers", "attestations")}
     for side_files, _ in recorded.values():

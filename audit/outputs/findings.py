@@ -1,4 +1,4 @@
-"""Writers for the files of a run: findings.json, violations.csv, violations.parquet, violations.xlsx.
+"""Writers for the files of a run: findings.json, violations.csv, violations.parquet, violations.xlsx, pack/.
 
 Violation rows go from DuckDB to disk with COPY; they never pass through
 Python row by row, except into violations.xlsx, which openpyxl streams in
@@ -94,8 +94,11 @@ def write_outputs(result, folder: Path) -> None:
         con.execute(f"COPY audit.masked_violations TO {sql_str(str(folder / 'violations.parquet'))} "
                     f"(FORMAT parquet)")
         from audit.outputs import run_db  # imports this module
+        from audit.outputs.run_folder import copy_pack
 
         run_db.write(result, folder)  # what the notebooks read, from violations.parquet
+        if result.pack is not None:
+            copy_pack(result.pack, folder)  # the pack as checked: the run reopens after the pack is edited
         doc = {"run": result.run, "controls": [r.as_dict() for r in result.controls]}
         with open(folder / XLSX_FILE, "wb") as fh:
             write_xlsx(con, "audit.masked_violations", doc, fh)

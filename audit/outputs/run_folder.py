@@ -14,10 +14,16 @@ the same parent removes those whose process is gone, and nothing else.
 The swap into place and the ledger record happen under one file lock beside
 `--out` (`.<name>.lock` in its parent): a concurrent run into the same folder
 waits, so the folder this process records is the run it evaluated.
+
+A run folder keeps a copy of the policy pack it was checked with (`pack/`:
+exactly the files of the pack's digest, `copy_pack`), so a pack edited after
+the run does not orphan the run: the report, the OSCAL writer and the evidence
+package read the copy (`run_pack`) once its digest is that of findings.json.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,7 +38,7 @@ from pathlib import Path
 from typing import Iterator
 
 from audit import __version__
-from audit.errors import UsageError
+from audit.errors import OutputError, UsageError
 
 MARKER = ".audit-run"
 TOOL = "privacy-audit-workbench"
@@ -88,9 +94,47 @@ def _own_process() -> dict:
     return {"pid": pid, "process_start": _process_start(pid)}
 
 
+PACK_DIR = "pack"  # in a run folder: the copy of the policy pack the run was checked with
+
 # What a run folder without the marker may hold: only files a run writes (of an earlier version, or of this one).
 _RUN_FILES = {"findings.json", "violations.csv", "violations.parquet", "violations.xlsx", "run.duckdb", "report.html",
-              "report.pdf", "gx"}
+              "report.pdf", "gx", PACK_DIR}
+
+
+def copy_pack(pack, folder: Path) -> None:
+    """Copy the files of `pack`'s digest (audit/pack/loader.py) into `folder/pack`, at their paths in the pack.
+
+    The bytes copied are hashed as the loader hashes them: a pack changed since
+    it was loaded (a file edited during the run) is refused (OutputError), so
+    the copy is always the pack whose digest findings.json records.
+    """
+    root, dest = Path(pack.path), Path(folder) / PACK_DIR
+    digest = hashlib.sha256()
+    for f in (Path(f) for f in pack.files):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(root).as_posix()
+        data = f.read_bytes()
+        digest.update(rel.encode() + b"\0" + data)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    if digest.hexdigest() != pack.digest:
+        raise OutputError(f"{root}: the policy pack changed during the run (its files no longer have the digest "
+                          f"{pack.digest[:12]}… the run was checked with); check again")
+
+
+def run_pack(folder: Path):
+    """The policy pack copied into the run folder `folder` (`pack/`), loaded; None for a folder without one.
+
+    The caller compares its digest with findings.json's `run.policy.sha256`.
+    """
+    copy = Path(folder) / PACK_DIR
+    if not (copy / "pack.yaml").is_file():
+        return None
+    from audit.pack.loader import load_pack
+
+    return load_pack(copy)
 
 
 def _earlier_run_folder(out: Path) -> bool:

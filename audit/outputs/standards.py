@@ -8,9 +8,17 @@ record ids (JUnit); both files come from the masked outputs, nothing else.
 OSCAL: one assessment-results document with one result (the run, its start and
 end), and per control one observation (what was tested, the counts) and one
 finding whose target is the clause the control tests, `satisfied` or
-`not-satisfied`. The model version is the one compliance-trestle validates
-(`OSCAL_VERSION`, 1.2.1: assessment results are laid out as in 1.1.x). UUIDs
-are derived from the run id, so one run always gives the same document.
+`not-satisfied`. The manual clauses (clauses.yaml `manual:`) come after: each
+attestation the run recorded (findings.json `run.attestations`) is an
+observation (method EXAMINE, the reviewer a party of the metadata, collected on
+the day of the check, expiring with it, the evidence reference as its relevant
+evidence), and each manual clause one finding, satisfied only by a current
+attestation whose result is `satisfied`; a clause with no current attestation
+is `not attested`. The manual clauses are read from the run folder's copy of
+its pack (audit/outputs/run_folder.py). The model version is the one
+compliance-trestle validates (`OSCAL_VERSION`, 1.2.1: assessment results are
+laid out as in 1.1.x). UUIDs are derived from the run id, so one run always
+gives the same document.
 
 JUnit: one testcase per control (classname: its family, else the id's prefix), a
 <failure> per failed control, <error> for a control in error, <skipped> for
@@ -28,7 +36,9 @@ from pathlib import Path
 import duckdb
 
 from audit import __version__
+from audit.evaluate.attestations import NOT_ATTESTED
 from audit.mask import for_terminal
+from audit.outputs import run_folder
 from audit.outputs.findings import read_findings
 from audit.read.export import file_sql
 
@@ -70,6 +80,74 @@ def _outcome(c: dict) -> str:
     return f"{what}: {c.get('message') or 'no message'}"
 
 
+def _manual_clauses(folder: Path, run: dict) -> list[tuple[str, str, str]]:
+    """(clause id, quote, why manual) of each manual clause of the run's pack, in clauses.yaml order.
+
+    From the run folder's copy of its pack, else the pack at its path when unchanged; without either, the
+    clauses the run's attestations record (attested or not) with no text.
+    """
+    from audit.pack.loader import load_pack
+
+    policy = run.get("policy") or {}
+    pack = run_folder.run_pack(folder)
+    if pack is None and policy.get("path") and Path(policy["path"]).is_dir():
+        pack = load_pack(policy["path"])
+    if pack is not None and pack.digest == policy.get("sha256"):
+        return [(cl.id, cl.quote, cl.manual) for cl in pack.clauses if cl.manual]
+    recorded = run.get("attestations") or {}
+    ids = [r["clause_id"] for r in recorded.get("attestations") or []] + list(recorded.get("not_attested") or [])
+    return [(cid, "", "") for cid in dict.fromkeys(ids)]
+
+
+def _attested(folder: Path, run: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """The attestations as observations, a finding per manual clause, and the reviewers as parties."""
+    rid = run["run_id"]
+    rows = (run.get("attestations") or {}).get("attestations") or []
+    parties: dict[str, dict] = {}
+    observations, current = [], {}
+    for r in rows:
+        cid = r["clause_id"]
+        who = parties.setdefault(r["reviewer"], {"uuid": _uuid(rid, "party", r["reviewer"]), "type": "person",
+                                                 "name": r["reviewer"]})
+        obs = {
+            "uuid": _uuid(rid, cid, "attestation", r["date"]),
+            "title": f"Attestation of clause {cid}",
+            "description": f"{cid}: {r['result']}, checked by {r['reviewer']} on {r['date']}, valid until "
+                           f"{r['expires']} ({r['state']} at the cutoff).",
+            "props": [_prop("clause-id", cid), _prop("result", r["result"]), _prop("state", r["state"]),
+                      _prop("reviewer", r["reviewer"]), _prop("date", r["date"]), _prop("expires", r["expires"])],
+            "methods": ["EXAMINE"], "types": ["control-objective"],
+            "origins": [{"actors": [{"type": "party", "actor-uuid": who["uuid"]}]}],
+            "relevant-evidence": [{"description": r["evidence"]}],
+            "collected": f"{r['date']}T00:00:00Z",
+            "expires": f"{r['expires']}T23:59:59Z",
+        }
+        if r.get("note"):
+            obs["remarks"] = r["note"]
+        observations.append(obs)
+        if r["state"] == "current":
+            current[cid] = (r, obs["uuid"])
+    findings = []
+    for cid, quote, why in _manual_clauses(folder, run):
+        r, obs_uuid = current.get(cid, (None, None))
+        result = r["result"] if r else NOT_ATTESTED
+        status = {"state": "satisfied" if result == "satisfied" else "not-satisfied",
+                  "reason": {"satisfied": "pass", "not satisfied": "fail"}.get(result, "other")}
+        if status["reason"] == "other":
+            status["remarks"] = result if r else "not attested: no current attestation of this clause at the cutoff"
+        finding = {
+            "uuid": _uuid(rid, cid, "attestation-finding"), "title": f"{cid} (manual): {result}",
+            "description": f"Clause {cid} is checked by a person" + (f": {why}" if why else "."),
+            "props": [_prop("clause-id", cid), _prop("attestation", result)],
+            "target": {"type": "statement-id", "target-id": _token(cid), "title": f"the manual clause {cid}",
+                       "description": quote or cid, "status": status},
+        }
+        if obs_uuid:
+            finding["related-observations"] = [{"observation-uuid": obs_uuid}]
+        findings.append(finding)
+    return observations, findings, list(parties.values())
+
+
 def oscal(folder: Path) -> bytes:
     """The run as an OSCAL assessment-results JSON document."""
     doc = read_findings(folder)
@@ -103,7 +181,12 @@ def oscal(folder: Path) -> bytes:
                        "title": f"the clause {cid} tests", "description": c["clause"], "status": status},
             "related-observations": [{"observation-uuid": obs_uuid}],
         })
+    manual_observations, manual_findings, parties = _attested(Path(folder), run)
+    observations += manual_observations
+    findings += manual_findings
     counts = _counts(controls)
+    counts["manual-clauses"] = len(manual_findings)
+    counts["not-attested"] = sum(_prop("attestation", NOT_ATTESTED) in f["props"] for f in manual_findings)
     policy = run.get("policy") or {}
     remarks = [f"warning: {w}" for w in run.get("warnings", [])] + [f"problem: {p}" for p in run.get("problems", [])]
     result = {
@@ -124,12 +207,15 @@ def oscal(folder: Path) -> bytes:
     if remarks:
         result["remarks"] = "\n".join(remarks)
     if not observations:
-        del result["observations"], result["findings"]
+        del result["observations"]
+    if not findings:
+        del result["findings"]
     document = {"assessment-results": {
         "uuid": _uuid(rid),
         "metadata": {"title": f"Privacy compliance audit {rid}", "last-modified": run["finished_at"],
                      "version": run.get("tool_version") or __version__, "oscal-version": OSCAL_VERSION,
-                     "props": [_prop("tool", "privacy-audit-workbench")]},
+                     "props": [_prop("tool", "privacy-audit-workbench")],
+                     **({"parties": parties} if parties else {})},
         "import-ap": {"href": Path(policy["path"]).as_uri() if policy.get("path") else "#",
                       "remarks": "No assessment plan: the policy pack (its controls and clauses) stands in for one."},
         "results": [result],

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from audit.errors import RunMismatch, first_line
-from audit.outputs import run_db
+from audit.outputs import run_db, run_folder
 from audit.pack import contract as schema
 from audit.read import export
 from audit.pack.controls import SEVERITIES, Control, view_columns
@@ -784,11 +784,7 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
         raise RunMismatch(str(run_dir), f"holds a run of {recorded}, not {Path(exports).resolve()}: {again}")
     con = _attach_run_db(run_dir, run)
     try:
-        pack_path = policy or (run["policy"]["path"] if Path(run["policy"]["path"]).is_dir() else None)
-        pack = load_pack(pack_path)
-        if pack.digest != run["policy"]["sha256"]:
-            raise RunMismatch(str(run_dir), f"was checked with another version of policy pack "
-                                            f"{run['policy']['name']}: {again}")
+        pack = _run_pack(run_dir, run, policy, again)
         catalogue = _with_run_controls(pack.catalogue, findings)
         columns = {name: [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'run' AND "
@@ -801,6 +797,32 @@ def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str 
         raise
     return AuditRun(run_dir=run_dir, exports=recorded, findings=findings, pack=pack, catalogue=catalogue, cutoff=t,
                     con=con, problems=list(run.get("problems", [])), _columns=columns, _present=present)
+
+
+def _run_pack(run_dir: Path, run: dict, policy: str | Path | None, again: str):
+    """The policy pack the run was checked with: the run folder's copy (`pack/`), else the pack at its path.
+
+    The copy is used unless `policy` names another folder than the run's
+    recorded pack; its digest must be findings.json's. A folder without a copy
+    (a run of an earlier version) reads the pack at its path, refused when that
+    pack has changed since the run.
+    """
+    recorded = run["policy"]
+    if policy is None or Path(policy).resolve() == Path(recorded["path"]).resolve():
+        copy = run_folder.run_pack(run_dir)
+        if copy is not None:
+            if copy.digest != recorded["sha256"]:
+                raise RunMismatch(str(run_dir), f"its copy of policy pack {recorded['name']} ({run_folder.PACK_DIR}/) "
+                                                f"is not the pack the run was checked with (sha256 "
+                                                f"{copy.digest[:12]}…, findings.json {recorded['sha256'][:12]}…)")
+            return copy
+    pack = load_pack(policy or (recorded["path"] if Path(recorded["path"]).is_dir() else None))
+    if pack.digest != recorded["sha256"]:
+        kept = ("" if (run_dir / run_folder.PACK_DIR).is_dir()
+                else " (and keeps no copy of it: a run of an earlier version)")
+        raise RunMismatch(str(run_dir), f"was checked with another version of policy pack {recorded['name']}{kept}: "
+                                        f"{again}")
+    return pack
 
 
 def _attach_run_db(run_dir: Path, run: dict) -> duckdb.DuckDBPyConnection:
