@@ -7,7 +7,7 @@ KERNEL := audit-workbench
 SAMPLE := data_samples/export-2026-10-05
 AS_OF  := 2026-09-30
 
-.PHONY: install demo test test-fast lab bench clean
+.PHONY: install demo test test-fast lab bench bench-huge clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,17 @@ LAB_OPEN := audit/report/notebooks
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/$(LAB_OPEN)
 
-## bench: benchmarks against the DuckDB floor and GX on pandas (writes benchmarks/results/)
+## bench: benchmarks against the DuckDB floor and GX on pandas, and the Spark engine (local[*] and a
+## standalone master + worker started on 127.0.0.1) beside them (writes benchmarks/results/)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+## bench-huge: the single-machine ceiling: `audit check` on DuckDB at HUGE_ROWS (default 10^9) once,
+## time and peak memory; the export (~24 GB of Parquet at 10^9) is not generated if less than 30 GB would stay free
+HUGE_ROWS ?= 1e9
+bench-huge: $(STAMP)
+	$(BIN)/python benchmarks/run.py --sizes $(HUGE_ROWS) --formats parquet --engines audit --repeat 1 \
+	  --keep-free 30 --results benchmarks/results/huge
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache
