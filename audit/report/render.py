@@ -28,7 +28,6 @@ import re
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -61,9 +60,9 @@ def report_notebooks(folder: Path | None = None) -> list[Path]:
 def _die_with_parent() -> Callable[[], None] | None:
     """A Popen preexec hook: the kernel gets SIGKILL when the thread that started it ends (Linux only).
 
-    PR_SET_PDEATHSIG follows the *thread* that forked: kernels are started by
-    the papermill worker threads, which live until every notebook is done, so
-    a kernel outlives its thread only when the whole process was killed.
+    PR_SET_PDEATHSIG follows the *thread* that forked: `audit run` starts its
+    kernel from the thread that runs the whole command, so a kernel outlives
+    that thread only when the whole process was killed.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -80,8 +79,9 @@ def _die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
-def _kernel_manager(cwd: Path, started: list) -> type:
-    """A kernel manager class that starts its kernel in `cwd`, over CurveZMQ-encrypted sockets when it can.
+def _kernel_manager(cwd: Path | None, started: list) -> type:
+    """A kernel manager class that starts its kernel in `cwd` (None: this process's), over CurveZMQ-encrypted
+    sockets when it can.
 
     papermill's own `cwd=` changes the working directory of this whole process
     while the kernel starts, which is not safe with several notebooks at once.
@@ -99,7 +99,8 @@ def _kernel_manager(cwd: Path, started: list) -> type:
                 self.transport_encryption = "auto"
 
         async def _async_pre_start_kernel(self, **kw):
-            kw.setdefault("cwd", str(cwd))
+            if cwd is not None:
+                kw.setdefault("cwd", str(cwd))
             kw.setdefault("preexec_fn", _die_with_parent())
             if not os.environ.get("AUDIT_DEBUG"):
                 kw.setdefault("stdout", subprocess.DEVNULL)
@@ -121,9 +122,25 @@ def _kill(managers: list) -> None:
             process.kill()
 
 
-def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: list | None = None) -> str | None:
+def _quiet_papermill() -> None:
+    """papermill's and nbclient's log lines ("Kernel died while waiting for execute reply.") stay off the terminal:
+    `execute` says what failed in one line of its own. AUDIT_DEBUG keeps them."""
+    import logging
+
+    if os.environ.get("AUDIT_DEBUG"):
+        return
+    log = logging.getLogger("papermill")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    log.propagate = False
+
+
+def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: list | None = None,
+            km=None) -> str | None:
     """Execute one notebook with papermill into `output` (its kernel in `cwd`); a one-line message if it fails.
 
+    `km`: a started kernel to run it in (`audit run` runs its notebooks one after
+    the other in one kernel); without it, papermill starts a kernel of its own.
     A notebook that fails on its own is evidence and lands; an executed
     notebook that cannot be written (disk full) raises OutputError.
     """
@@ -132,11 +149,12 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: 
     from papermill.exceptions import PapermillException, PapermillExecutionError
 
     name = notebook.name
+    _quiet_papermill()
     try:
+        kernel = {"km": km} if km is not None else {
+            "kernel_manager_class": _kernel_manager(Path(cwd).resolve(), started if started is not None else [])}
         pm.execute_notebook(str(Path(notebook).resolve()), str(Path(output).resolve()), parameters=parameters,
-                            kernel_name=KERNEL, progress_bar=False, log_output=False,
-                            kernel_manager_class=_kernel_manager(Path(cwd).resolve(),
-                                                                 started if started is not None else []))
+                            kernel_name=KERNEL, progress_bar=False, log_output=False, **kernel)
     except OSError as exc:
         if exc.errno in _WRITE_FAILURES:
             raise OutputError(f"{name}: {exc.strerror}") from None
@@ -153,6 +171,140 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return scrub(f"report notebook {name} failed: {first}")
     return None
+
+
+# Before each notebook: the run folder as working directory, an empty namespace, cells counted from 1
+# again (failures name their cell). `{folder!r}` is filled in.
+_RESET = ("__import__('os').chdir({folder!r})\nget_ipython().run_line_magic('reset', '-f')\n"
+          "get_ipython().execution_count = 1")
+# What every report notebook imports, and a first figure (plotly builds its validators on first use):
+# sent to the kernel when `audit run` starts, so that it is done while the export is being checked.
+_WARM_UP = ("import pandas, duckdb, plotly.graph_objects as go\n"
+            "from IPython.display import display\n"
+            "from audit.report import charts, html, open_run, load_trend\n"
+            "go.Figure(go.Bar(x=[1], y=[1])).to_html(include_plotlyjs=False)")
+
+
+class ReportKernel:
+    """One kernel for all the report's notebooks; they run in it one after the other.
+
+    Four kernels each importing pandas, plotly and DuckDB cost more than the
+    notebooks themselves (issue 11: `audit run` within 1.3x `audit check`), so
+    the notebooks share one kernel and its imports. `audit run` starts it
+    (`warm()`) before the check, so that its start and imports overlap the
+    check. Each notebook starts from an empty namespace in the run folder
+    (`%reset -f`), so none can lean on another's variables; a kernel that died
+    is replaced before the next notebook. The kernel dies with this process
+    (`_die_with_parent`) and `close()` stops it.
+    """
+
+    def __init__(self, started: list | None = None):
+        self.started = started if started is not None else []
+        self.cls = _kernel_manager(None, self.started)
+        self.km = None
+        self._warming = None  # (client, msg_id) of the warm-up request
+
+    @staticmethod
+    def _run(awaitable):
+        """Await in this thread's event loop: the one papermill's client uses for the same kernel."""
+        from jupyter_core.utils import run_sync
+
+        async def wait():
+            return await awaitable
+
+        return run_sync(wait)()
+
+    def _start(self) -> None:
+        km = self.cls(kernel_name=KERNEL)
+        self._run(km.start_kernel())
+        self.km = km
+
+    def warm(self) -> "ReportKernel":
+        """Start the kernel and send it the report's imports without waiting (a failure waits for `get`)."""
+        try:
+            self._start()
+            kc = self.km.client()
+            kc.start_channels()
+            self._warming = (kc, kc.execute(_WARM_UP, silent=True, store_history=False))
+        except Exception:  # noqa: BLE001 - no kernel spec, no port: get() starts again and says why
+            self.close()
+        return self
+
+    async def _prepare(self, folder: Path) -> None:
+        warming, self._warming = self._warming, None
+        kc = warming[0] if warming else self.km.client()
+        if not warming:
+            kc.start_channels()
+        try:
+            if warming:  # the warm-up's reply (its failure is no one's: the notebooks will say)
+                await self._reply(kc, warming[1])
+            else:
+                await kc.wait_for_ready(timeout=120)
+            reply = await kc.execute_interactive(_RESET.format(folder=str(folder)), silent=True,
+                                                 store_history=False, timeout=120)
+        finally:
+            kc.stop_channels()
+        if reply["content"].get("status") != "ok":
+            raise RuntimeError(f"the kernel could not be prepared: {reply['content'].get('ename', '')}")
+
+    async def _reply(self, kc, msg_id: str, timeout: float = 600) -> None:
+        """Wait for the reply to `msg_id` (not `wait_for_ready`: it drops the replies it does not want)."""
+        import time
+        from queue import Empty
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if (await kc.get_shell_msg(timeout=1))["parent_header"].get("msg_id") == msg_id:
+                    return
+            except Empty:
+                if not await self.km.is_alive():
+                    raise RuntimeError("the kernel died while starting") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the kernel did not answer in {timeout:.0f} s") from None
+
+    def get(self, folder: Path):
+        """The kernel for the next notebook: started (again, after a death), in `folder`, its namespace empty."""
+        if self.km is not None and not self._run(self.km.is_alive()):
+            self.close()
+        if self.km is None:
+            self._start()
+        self._run(self._prepare(Path(folder).resolve()))
+        return self.km
+
+    def close(self) -> None:
+        km, self.km = self.km, None
+        if self._warming:
+            self._warming[0].stop_channels()
+            self._warming = None
+        if km is not None:
+            try:
+                self._run(km.shutdown_kernel(now=True))
+            except Exception:  # noqa: BLE001 - a kernel already gone, or no loop left
+                _kill([km])
+
+
+def _execute_in_one_kernel(sources: list[Path], outputs: list[Path], parameters: dict, optional: dict,
+                           folder: Path, kernel: ReportKernel) -> list[str]:
+    """Execute the notebooks in report order in one kernel; one message per notebook that failed."""
+    from jupyter_client.kernelspec import NoSuchKernel
+
+    errors = []
+    for src, dest in zip(sources, outputs):
+        try:
+            km = kernel.get(folder)
+        except NoSuchKernel:
+            return [f"report notebook {s.name}: Jupyter kernel {KERNEL!r} is not installed "
+                    f"(python -m ipykernel install --sys-prefix --name {KERNEL})" for s in sources]
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            kernel.close()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            errors.append(scrub(f"report notebook {src.name} failed: the kernel did not start: {first}"))
+            continue
+        error = execute(src, dest, {**parameters, **_declared(src, optional)}, folder, kernel.started, km=km)
+        if error:
+            errors.append(error)
+    return errors
 
 
 def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -185,21 +337,49 @@ def merge(notebooks: list[Path]) -> tuple[nbformat.NotebookNode, list[dict]]:
                 cell.metadata["audit_section"] = anchor
                 first = False
             merged.cells.append(cell)
-        if nb.metadata.get("kernelspec") and "kernelspec" not in merged.metadata:
+        # from the first notebook whose kernel said what it runs (one that died at once never did)
+        if nb.metadata.get("kernelspec") and (nb.metadata.get("language_info") or {}).get("name") \
+                and "kernelspec" not in merged.metadata:
             merged.metadata["kernelspec"] = nb.metadata["kernelspec"]
-            merged.metadata["language_info"] = nb.metadata.get("language_info", {})
+            merged.metadata["language_info"] = nb.metadata["language_info"]
     return merged, sections
+
+
+def _exporter() -> type:
+    """nbconvert's HTMLExporter without its last pass, which parses the whole page again with BeautifulSoup.
+
+    That pass adds `alt` to <img> without one and `tabindex` to input and output
+    areas; the report has no <img> and no input areas, and the pass took a third
+    of report.html's rendering (2 s at 10^7 rows). The rest is HTMLExporter's own
+    `from_notebook_node` (nbconvert 7.x): its filters, then the template.
+    """
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    class ReportExporter(HTMLExporter):
+        def from_notebook_node(self, nb, resources=None, **kw):
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            self.register_filter("highlight_code", self.filters.get(
+                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            resources = self._init_resources(resources)
+            self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+    return ReportExporter
 
 
 def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] | None = None) -> Path:
     """Render executed notebooks into one self-contained HTML file."""
-    from nbconvert import HTMLExporter
     from plotly.offline import get_plotlyjs
 
     merged, sections = merge(notebooks)
     as_of = str(run.get("as_of", ""))[:10]
     merged.metadata["title"] = f"Privacy compliance audit as of {as_of}" if as_of else "Privacy compliance audit"
-    exporter = HTMLExporter(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
+    exporter = _exporter()(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
                             exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
     resources = {"audit": {"sections": sections, "plotly_js": get_plotlyjs(), "run": run,
                            "errors": list(errors or [])}}
@@ -212,6 +392,21 @@ def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] |
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{out.name}: {exc.strerror or exc}") from None
     return out
+
+
+def _import_in_background(*modules: str) -> None:
+    """Import modules in a daemon thread: this process only waits on the kernel meanwhile."""
+    import importlib
+    import threading
+
+    def load():
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the import in render_html says what is wrong
+                return
+
+    threading.Thread(target=load, name="audit-import", daemon=True).start()
 
 
 def ledger_parameter(ledger) -> str:
@@ -234,8 +429,11 @@ def _declared(notebook: Path, optional: dict) -> dict:
 
 
 def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str | Path | None = None,
-               period: str | None = None, pdf: bool = False) -> list[str]:
+               period: str | None = None, pdf: bool = False, kernel: ReportKernel | None = None) -> list[str]:
     """The `after` hook of `audit run`: execute the report notebooks into `folder`, render report.html there.
+
+    `kernel`: the kernel to run them in, warmed while the export was checked (`ReportKernel().warm()`);
+    closed when done. Without it, one is started here.
 
     `pdf`: also print report.pdf from report.html (audit.report.pdf); a print that fails raises OutputError,
     so the run lands nothing.
@@ -253,19 +451,15 @@ def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str 
                   "policy": str(Path(run["policy"]["path"]).resolve())}  # the kernels run in the run folder
     optional = {"ledger": ledger_parameter(ledger), "period": period or ""}
     outputs = [folder / p.name for p in sources]
-    workers = max(1, min(len(sources), os.cpu_count() or 1, 4))
-    started: list = []
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="papermill")
+    kernel = kernel or ReportKernel()
+    _import_in_background("nbconvert", "plotly.offline")  # for render_html, while the kernel works
     try:
-        futures = [pool.submit(execute, src, dest, {**parameters, **_declared(src, optional)}, folder, started)
-                   for src, dest in zip(sources, outputs)]
-        errors = [e for e in (f.result() for f in futures) if e]
-    except BaseException:  # interrupted, or a notebook could not be written: stop the others now
-        pool.shutdown(wait=False, cancel_futures=True)
-        _kill(started)
+        errors = _execute_in_one_kernel(sources, outputs, parameters, optional, folder, kernel)
+    except BaseException:  # interrupted, or a notebook could not be written: stop the kernel now
+        _kill(kernel.started)
         raise
     finally:
-        pool.shutdown(wait=True)
+        kernel.close()
     executed = [p for p in outputs if p.is_file()]
     if executed:
         try:

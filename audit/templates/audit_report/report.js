@@ -162,7 +162,16 @@
   window.addEventListener("afterprint", screenLayout);
   window.addEventListener("resize", barHeight);
   window.addEventListener("hashchange", reveal);
+  /* Output areas scroll sideways when wide: keyboard users reach them with Tab (nbconvert's own pass that
+     set this is skipped, see audit/report/render.py _exporter). */
+  function focusableOutputs() {
+    document.querySelectorAll(".jp-OutputArea-output").forEach(function (o) {
+      if (!o.hasAttribute("tabindex")) o.setAttribute("tabindex", "0");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    focusableOutputs();
     barHeight();
     filterBar();
     reveal();
