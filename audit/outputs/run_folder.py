@@ -132,9 +132,9 @@ def run_pack(folder: Path):
     copy = Path(folder) / PACK_DIR
     if not (copy / "pack.yaml").is_file():
         return None
-    from audit.pack.loader import load_pack
+    from audit.pack.loader import load_pack_cached
 
-    return load_pack(copy)
+    return load_pack_cached(copy)  # the report's notebooks open the run one after the other in one kernel
 
 
 def _earlier_run_folder(out: Path) -> bool:

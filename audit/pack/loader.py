@@ -90,6 +90,30 @@ def load_pack(path: str | Path | None = None) -> Pack:
     return pack
 
 
+_LOADED: dict[tuple, Pack] = {}
+
+
+def load_pack_cached(path: str | Path | None = None) -> Pack:
+    """`load_pack`, remembered in this process while no file under the pack folder changes.
+
+    For readers that open the same pack again and again (the report's notebooks
+    share one kernel and each opens the run). The key is every file's path, size
+    and modification time, so an edited pack is loaded again. Callers must not
+    change the Pack they get.
+    """
+    root = Path(path) if path else DEFAULT_PACK
+    folder = (root if root.is_dir() else root.parent).resolve()
+    try:
+        key = (str(folder), tuple(sorted((str(f.relative_to(folder)), st.st_size, st.st_mtime_ns)
+                                         for f in folder.rglob("*") if f.is_file() for st in [f.stat()])))
+    except OSError:  # a file vanished while listing: load it plainly, and say what is wrong if anything is
+        return load_pack(path)
+    if key not in _LOADED:
+        _LOADED.clear()  # one pack at a time is what a process reads
+        _LOADED[key] = load_pack(path)
+    return _LOADED[key]
+
+
 def inspect_pack(path: str | Path | None = None) -> tuple[Pack | None, list[PolicyError]]:
     """A pack and every problem found in its files (None when pack.yaml itself cannot be used)."""
     root = Path(path) if path else DEFAULT_PACK
