@@ -293,7 +293,8 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
             print(f" {res['seconds']:.2f} s (cpu {res['cpu_seconds']:.2f} s"
                   + (f" + cluster {res['cluster_cpu_seconds']:.2f} s" if "cluster_cpu_seconds" in res else "")
                   + f"), {res['peak_rss_mb']:.0f} MB"
-                  + (f" + cluster {res['cluster_peak_rss_mb']:.0f} MB" if "cluster_peak_rss_mb" in res else ""),
+                  + (f" + cluster {res['cluster_peak_rss_mb']:.0f} MB (executors {res['executor_peak_rss_mb']:.0f} MB)"
+                     if "cluster_peak_rss_mb" in res else ""),
                   file=sys.stderr, flush=True)
             case["runs"][who].append(res)
             if res["returncode"] not in (0, 1):
@@ -348,7 +349,9 @@ def markdown(doc: dict) -> str:
     m = doc["machine"]
     lines = [
         "# Benchmark: `audit check` vs the DuckDB floor vs GX on pandas", "",
-        f"Run {doc['started_at']} ({doc['elapsed_seconds']:.0f} s in all) with `{doc['command']}`.", "",
+        f"Run {doc['started_at']} ({doc['elapsed_seconds']:.0f} s in all) with `{doc['command']}`"
+        + ("" if doc.get("complete", True) else " (**partial**: written after each case; later cases missing)")
+        + ".", "",
         f"Machine: {m['cores']} cores, {m['ram_gb']} GB RAM, {m['cpu']}; {m['os']}; Python {m['python']}, "
         f"DuckDB {m['duckdb']}, Great Expectations {m['great_expectations']}, pandas {m['pandas']}. "
         f"Load average before/after: {doc['loadavg_before']} / {doc['loadavg_after']}.", "",
@@ -377,7 +380,7 @@ def markdown(doc: dict) -> str:
                if peer else f"| skipped: {c['peer_skipped']} | | ")
             + f"| {'yes' if agree else 'NO'}: {who} |")
     lines += ["", "Scaling exponents (slope of log time against log rows, Parquet): "
-              + ", ".join(f"{k} {v}" for k, v in doc["exponents"].items() if v is not None and not k.startswith("spark"))
+              + ", ".join(f"{k} {v}" for k, v in doc["exponents"].items() if v is not None and not k.startswith("spark") and not k.endswith("_cpu"))
               + ". 1.0 is linear; below 1 the fixed start-up cost still weighs at the small sizes.", ""]
     targets = []
     for c in doc["cases"]:
@@ -430,18 +433,44 @@ def markdown(doc: dict) -> str:
                     f"| {e} | {r['median_seconds']:.2f} s | {c[f'ratio_{e.replace(chr(45), chr(95))}_to_audit']:.2f}x "
                     f"| {r['median_cpu_seconds']:.1f} s{cl} | {c['audit']['median_cpu_seconds']:.1f} s "
                     f"| {r['max_peak_rss_mb'] / 1024:.2f} GB "
-                    + (f"| {r['max_cluster_peak_rss_mb'] / 1024:.2f} GB | {r['max_executor_peak_rss_mb'] / 1024:.2f} GB "
-                       if "max_cluster_peak_rss_mb" in r else "| - | - ")
+                    + (f"| {r['max_cluster_peak_rss_mb'] / 1024:.2f} GB | " + (
+                        f"{r['max_executor_peak_rss_mb'] / 1024:.2f} GB " if r.get("max_executor_peak_rss_mb")
+                        is not None else "not recorded ") if "max_cluster_peak_rss_mb" in r else "| - | - ")
                     + f"| {'yes' if not a['mismatches'] else 'NO'}: {a['controls']} controls, {a['runs']} runs |")
-        exps = {k: v for k, v in doc["exponents"].items() if k.startswith("spark") and v is not None}
+        exps = {k: v for k, v in doc["exponents"].items() if (k.startswith("spark") or k.endswith("_cpu"))
+                and v is not None}
         if exps:
-            lines += ["", "Spark scaling exponents (Parquet): " + ", ".join(f"{k} {v}" for k, v in exps.items()) + "."]
+            lines += ["", "Scaling exponents with Spark (Parquet; `_cpu`: of CPU time): "
+                      + ", ".join(f"{k} {v}" for k, v in exps.items()) + "."]
         lines.append("")
     bad = [f"{c['format']} {c['label']} {who}: {a['mismatches']}" for c in doc["cases"]
            for who, a in c["agreement"].items() if a["mismatches"]]
     if bad:
         lines += ["**Disagreements:**", *[f"- {b}" for b in bad], ""]
     return "\n".join(lines)
+
+
+def write_results(doc: dict, results: Path, spark_engines: list[str], t0: float, complete: bool) -> None:
+    """bench.json and bench.md; `complete` is false while cases are still to come."""
+    doc["complete"] = complete
+    doc["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    doc["elapsed_seconds"] = round(time.perf_counter() - t0, 1)
+    pq = [c for c in doc["cases"] if c["format"] == "parquet"]
+
+    def slope(who: str, key: str = "median_seconds", above: int = 0) -> float | None:
+        return exponent([(c["rows"], c[who][key]) for c in pq if who in c and c["rows"] >= above])
+
+    doc["exponents"] = {
+        "audit": slope("audit"), "floor": slope("floor"),
+        "audit_above_1e6": slope("audit", above=10**7), "floor_above_1e6": slope("floor", above=10**7),
+        **{e: slope(e) for e in spark_engines},
+        **{f"{e}_above_1e6": slope(e, above=10**7) for e in spark_engines},
+        # CPU time scales more steadily than wall time on a shared host
+        **{f"{w}_cpu": slope(w, "median_cpu_seconds") for w in ("audit", "floor", *spark_engines)},
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "bench.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (results / "bench.md").write_text(markdown(doc) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,22 +571,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{label(rows)} rows: above --peer-max {label(int(args.peer_max))}, the size whose "
                         f"pandas DataFrames fit in memory" if args.peer_max >= 1 else "--peer-max 0")
                 doc["cases"].append(case)
-    doc["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    doc["elapsed_seconds"] = round(time.perf_counter() - t0, 1)
-    pq = [c for c in doc["cases"] if c["format"] == "parquet"]
-    doc["exponents"] = {
-        "audit": exponent([(c["rows"], c["audit"]["median_seconds"]) for c in pq]),
-        "floor": exponent([(c["rows"], c["floor"]["median_seconds"]) for c in pq if "floor" in c]),
-        "audit_above_1e6": exponent([(c["rows"], c["audit"]["median_seconds"]) for c in pq if c["rows"] >= 10**7]),
-        "floor_above_1e6": exponent([(c["rows"], c["floor"]["median_seconds"]) for c in pq
-                                     if c["rows"] >= 10**7 and "floor" in c]),
-        **{e: exponent([(c["rows"], c[e]["median_seconds"]) for c in pq if e in c]) for e in spark_engines},
-        **{f"{e}_above_1e6": exponent([(c["rows"], c[e]["median_seconds"]) for c in pq if e in c and c["rows"] >= 10**7])
-           for e in spark_engines},
-    }
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "bench.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.results / "bench.md").write_text(markdown(doc) + "\n")
+                # after every case: an interrupted run (Ctrl-C, a time limit) keeps what it measured
+                write_results(doc, args.results, spark_engines, t0, complete=False)
+    write_results(doc, args.results, spark_engines, t0, complete=True)
     print(markdown(doc))
     bad = [c for c in doc["cases"] for a in c["agreement"].values() if a["mismatches"]]
     return 1 if bad else 0
