@@ -306,6 +306,33 @@ def test_a_mappings_sql_view_that_spark_cannot_run_is_a_problem_of_its_table(spa
     assert "tables.communications.sql" in str(b.problems[0]) and "'g'" in str(b.problems[0])
 
 
+def test_the_cli_on_spark_prints_only_its_own_lines(tmp_path):
+    """No JVM or pyspark noise on the terminal ('Setting default log level', JSON error logs): only audit's lines.
+
+    A mapping's SQL view that Spark cannot analyse makes pyspark log its error as JSON on stderr; the run
+    reports it as one line of its own.
+    """
+    from tests import test_mapping
+
+    proc = run_audit("check", "--engine", "spark", "--exports", SAMPLE, "--as-of", AS_OF, "--out", tmp_path / "run",
+                     "--ledger", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and " controls: " in proc.stderr, proc.stderr
+    exports = test_mapping.shop_export(tmp_path / "export")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(test_mapping.MAPPING.replace("message AS body", "no_such_column AS body"), encoding="utf-8")
+    proc = run_audit("check", "--engine", "spark", "--exports", exports, "--mapping", mapping, "--as-of", AS_OF,
+                     "--out", tmp_path / "bad", "--ledger", "-")
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and " controls: " in lines[1], lines
+    assert lines[0].startswith("audit: error: ") and "tables.communications.sql" in lines[0]
+    assert "no_such_column" in lines[0]
+    for noise in ("Setting default log level", "setLogLevel", "SQLQueryContextLogger", '"ts"', "WARN", "Traceback"):
+        assert noise not in proc.stderr + proc.stdout
+
+
 def test_bad_values_give_the_readers_one_line_errors(spark, tmp_path):
     export_dir = tmp_path / "export"
     shutil.copytree(SAMPLE, export_dir)

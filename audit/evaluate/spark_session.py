@@ -56,28 +56,54 @@ def java_home() -> str:
 
 
 LOG4J2 = """# Written by audit (audit/evaluate/spark_session.py): Spark's JVM logs nothing on the console.
-# A run's problems reach the user as audit's own one-line messages.
-rootLogger.level = off
+# A run's problems reach the user as audit's own one-line messages (AUDIT_DEBUG=1: warnings and errors too).
+rootLogger.level = {level}
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
 appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %m%n
+# pyspark's gateway initializes logging as a shell does: unless its own logger has a level, Spark prints
+# 'Setting default log level to "WARN"' (and how to change it) on stderr and logs at WARN.
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = {level}
 """
+# pyspark's Python loggers that print every captured Java error as JSON on stderr (pyspark/errors/exceptions/base.py);
+# audit turns those errors into its own messages.
+PYSPARK_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+
+
+def debugging() -> bool:
+    return bool(os.environ.get("AUDIT_DEBUG"))
 
 
 def quiet_conf() -> str:
-    """A SPARK_CONF_DIR whose log4j2.properties silences the JVM (used when the user has no SPARK_CONF_DIR)."""
-    folder = Path(tempfile.gettempdir()) / f"audit-spark-conf-{os.getuid()}"
+    """A SPARK_CONF_DIR whose log4j2.properties silences the JVM (used when the user has no SPARK_CONF_DIR).
+
+    With AUDIT_DEBUG set, the JVM's warnings and errors are kept (a folder of their own).
+    """
+    level = "warn" if debugging() else "off"
+    text = LOG4J2.format(level=level)
+    folder = Path(tempfile.gettempdir()) / f"audit-spark-conf-{os.getuid()}{'-debug' if debugging() else ''}"
     conf = folder / "log4j2.properties"
-    if not conf.is_file() or conf.read_text() != LOG4J2:
+    if not conf.is_file() or conf.read_text() != text:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder)
         with os.fdopen(fd, "w") as fh:
-            fh.write(LOG4J2)
+            fh.write(text)
         os.replace(tmp, conf)
     return str(folder)
+
+
+def _quiet_python_loggers() -> None:
+    """pyspark's JSON error logs off (unless AUDIT_DEBUG): created as pyspark creates them, then disabled."""
+    if debugging():
+        return
+    from pyspark.logger import PySparkLogger
+
+    for name in PYSPARK_LOGGERS:
+        PySparkLogger.getLogger(name).disabled = True
 
 
 def session(master: str | None = None):
@@ -92,6 +118,7 @@ def session(master: str | None = None):
         from pyspark.sql import SparkSession
     except ImportError:
         raise UsageError("--engine spark needs pyspark: install the spark extra (pip install '.[spark]')") from None
+    _quiet_python_loggers()
     master = master or "local[*]"
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -112,7 +139,7 @@ def session(master: str | None = None):
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and pyspark raise their own classes, none shared
         raise UsageError(f"--engine spark: Spark did not start on {master} ({why(exc)})") from None
-    spark.sparkContext.setLogLevel("OFF")
+    spark.sparkContext.setLogLevel("WARN" if debugging() else "OFF")
     return spark
 
 
