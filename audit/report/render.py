@@ -179,7 +179,7 @@ _RESET = ("__import__('os').chdir({folder!r})\nget_ipython().run_line_magic('res
           "get_ipython().execution_count = 1")
 # What every report notebook imports, and a first figure (plotly builds its validators on first use):
 # sent to the kernel when `audit run` starts, so that it is done while the export is being checked.
-_WARM_UP = ("import pandas, duckdb, plotly.graph_objects as go\n"
+_WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as go\n"
             "from IPython.display import display\n"
             "from audit.report import charts, html, open_run, load_trend\n"
             "go.Figure(go.Bar(x=[1], y=[1])).to_html(include_plotlyjs=False)")
