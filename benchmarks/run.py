@@ -367,7 +367,7 @@ def markdown(doc: dict) -> str:
     for c in doc["cases"]:
         peer = c.get("peer")
         agree = all(not a["mismatches"] for a in c["agreement"].values())
-        who = " + ".join(f"{k} ({v['controls']})" for k, v in c["agreement"].items()) or "no reference run"
+        who = " + ".join(f"{k} ({v['controls']})" for k, v in c["agreement"].items())
         fl = c.get("floor")
         lines.append(
             f"| {c['format']} | {c['label']} | {c['repeat']} | {c['audit']['median_seconds']:.2f} s "
@@ -378,7 +378,7 @@ def markdown(doc: dict) -> str:
                           f"{c['audit']['max_peak_rss_mb'] / 1024:.2f} GB | not run ")
             + (f"| {peer['median_seconds']:.2f} s | {c['ratio_peer_to_audit']:.2f}x | {peer['max_peak_rss_mb'] / 1024:.2f} GB "
                if peer else f"| skipped: {c['peer_skipped']} | | ")
-            + f"| {'yes' if agree else 'NO'}: {who} |")
+            + (f"| {'yes' if agree else 'NO'}: {who} |" if c["agreement"] else "| n/a: audit check ran alone |"))
     lines += ["", "Scaling exponents (slope of log time against log rows, Parquet): "
               + ", ".join(f"{k} {v}" for k, v in doc["exponents"].items() if v is not None and not k.startswith("spark") and not k.endswith("_cpu"))
               + ". 1.0 is linear; below 1 the fixed start-up cost still weighs at the small sizes.", ""]
