@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import duckdb
@@ -351,67 +346,16 @@ def test_bad_values_give_the_readers_one_line_errors(spark, tmp_path):
 
 # -- a standalone cluster started from the pyspark distribution -----------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(path: Path, text: str, proc: subprocess.Popen, seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{path.name}: exited {proc.returncode}: {path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
-    raise TimeoutError(f"{path.name}: no {text!r} within {seconds} s")
-
-
 @pytest.fixture(scope="module")
 def standalone_cluster():
-    """A Spark master and one worker on 127.0.0.1 (free ports), from pyspark's jars; stopped afterwards."""
-    import pyspark
+    """A Spark master and one worker on 127.0.0.1 (free ports), from pyspark's jars; stopped afterwards.
 
-    home = Path(pyspark.__file__).parent
-    java = Path(spark_session.java_home()) / "bin" / "java"
-    logs = Path(tempfile.mkdtemp(prefix="audit-spark-cluster-"))
-    # A pip-installed pyspark has no RELEASE file: without SPARK_SCALA_VERSION the worker looks for a source
-    # build's directories to launch executors ("Cannot find any build directories") and every executor fails.
-    scala = next((home / "jars").glob("spark-core_*.jar")).name.split("_")[1].split("-")[0]
-    env = {**os.environ, "SPARK_HOME": str(home), "JAVA_HOME": spark_session.java_home(),
-           "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_SCALA_VERSION": scala}
-    port = _free_port()
-    master_url = f"spark://127.0.0.1:{port}"
-    classpath = f"{home / 'jars'}/*"
-    procs = []
+    The benchmarks' cluster (benchmarks/spark_cluster.py): one start-up for both.
+    """
+    from benchmarks.spark_cluster import StandaloneCluster
 
-    def start(name: str, *args: str) -> subprocess.Popen:
-        log = (logs / f"{name}.log").open("w")
-        proc = subprocess.Popen([str(java), "-Xmx512m", "-cp", classpath, *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
-        procs.append(proc)
-        return proc
-
-    try:
-        master = start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                       "--webui-port", str(_free_port()))
-        _wait_for(logs / "master.log", "I have been elected leader", master)
-        worker = start("worker", "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
-                       "--webui-port", str(_free_port()), "--cores", "2", "--memory", "2g",
-                       "--work-dir", str(logs / "work"))
-        _wait_for(logs / "worker.log", "Successfully registered with master", worker)
-        yield {"url": master_url, "env": env, "logs": logs}
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(logs, ignore_errors=True)
+    with StandaloneCluster(cores=2, memory="2g", start_seconds=240) as cluster:
+        yield {"url": cluster.url, "env": cluster.env, "logs": cluster.logs}
 
 
 def test_standalone_cluster_gives_identical_findings(standalone_cluster, tmp_path):

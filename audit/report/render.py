@@ -135,6 +135,63 @@ def _quiet_papermill() -> None:
     log.propagate = False
 
 
+ENGINE = "audit"
+
+
+def _engine() -> str:
+    """papermill's nbclient engine, registered as ENGINE, saving the executed notebook when it ends.
+
+    papermill writes the whole notebook before and after every cell (the
+    report's first notebook is ~1.5 MB by its end: ~2 s of `audit run` at any
+    size). A run folder is temporary until the run lands, so a notebook saved
+    half-way serves no one; this engine saves at the start, then at most every
+    `autosave_cell_every` seconds of a long cell, and at the end (a failed
+    notebook too, with its error: papermill writes that itself).
+    """
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    if ENGINE in papermill_engines._engines:
+        return ENGINE
+
+    class Manager(NotebookExecutionManager):
+        def cell_start(self, cell, cell_index=None, **kw):
+            with self._no_save():
+                super().cell_start(cell, cell_index, **kw)
+
+        def cell_complete(self, cell, cell_index=None, **kw):
+            with self._no_save():
+                super().cell_complete(cell, cell_index, **kw)
+
+        def _no_save(self):
+            import contextlib
+
+            @contextlib.contextmanager
+            def held():
+                self.save, saved = (lambda **_: None), self.save
+                try:
+                    yield
+                finally:
+                    del self.save
+            return held()
+
+    class AuditEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, **kwargs):
+            nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                             autosave_cell_every=autosave_cell_every)
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register(ENGINE, AuditEngine)
+    return ENGINE
+
+
 def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: list | None = None,
             km=None) -> str | None:
     """Execute one notebook with papermill into `output` (its kernel in `cwd`); a one-line message if it fails.
@@ -154,7 +211,8 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: 
         kernel = {"km": km} if km is not None else {
             "kernel_manager_class": _kernel_manager(Path(cwd).resolve(), started if started is not None else [])}
         pm.execute_notebook(str(Path(notebook).resolve()), str(Path(output).resolve()), parameters=parameters,
-                            kernel_name=KERNEL, progress_bar=False, log_output=False, **kernel)
+                            kernel_name=KERNEL, progress_bar=False, log_output=False, engine_name=_engine(),
+                            **kernel)
     except OSError as exc:
         if exc.errno in _WRITE_FAILURES:
             raise OutputError(f"{name}: {exc.strerror}") from None
@@ -182,7 +240,8 @@ _RESET = ("__import__('os').chdir({folder!r})\nget_ipython().run_line_magic('res
 _WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as go\n"
             "from IPython.display import display\n"
             "from audit.report import charts, html, open_run, load_trend\n"
-            "go.Figure(go.Bar(x=[1], y=[1])).to_html(include_plotlyjs=False)")
+            "go.Figure(go.Bar(x=[1], y=[1])).to_html(include_plotlyjs=False)\n"
+            "html.interactive_tables()")
 
 
 class ReportKernel:
