@@ -154,25 +154,25 @@ def _engine() -> str:
         return ENGINE
 
     class Manager(NotebookExecutionManager):
-        def cell_start(self, cell, cell_index=None, **kw):
-            with self._no_save():
-                super().cell_start(cell, cell_index, **kw)
+        held = False  # inside cell_start/cell_complete: their saves are skipped
 
-        def cell_complete(self, cell, cell_index=None, **kw):
-            with self._no_save():
-                super().cell_complete(cell, cell_index, **kw)
+        def save(self, **kw):
+            if not self.held:
+                super().save(**kw)
 
-        def _no_save(self):
-            import contextlib
+        def cell_start(self, *args, **kw):
+            self.held = True
+            try:
+                super().cell_start(*args, **kw)
+            finally:
+                self.held = False
 
-            @contextlib.contextmanager
-            def held():
-                self.save, saved = (lambda **_: None), self.save
-                try:
-                    yield
-                finally:
-                    del self.save
-            return held()
+        def cell_complete(self, *args, **kw):
+            self.held = True
+            try:
+                super().cell_complete(*args, **kw)
+            finally:
+                self.held = False
 
     class AuditEngine(NBClientEngine):
         @classmethod
