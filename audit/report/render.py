@@ -102,6 +102,9 @@ def _kernel_manager(cwd: Path | None, started: list) -> type:
             if cwd is not None:
                 kw.setdefault("cwd", str(cwd))
             kw.setdefault("preexec_fn", _die_with_parent())
+            # No IPython history: `ReportKernel` counts cells from 1 again for each notebook, and a history
+            # database would refuse the repeated (session, line) by printing an error into the notebook.
+            kw["extra_arguments"] = [*kw.get("extra_arguments", []), "--HistoryManager.enabled=False"]
             if not os.environ.get("AUDIT_DEBUG"):
                 kw.setdefault("stdout", subprocess.DEVNULL)
                 kw.setdefault("stderr", subprocess.DEVNULL)
