@@ -7,6 +7,7 @@ One SparkSession per test process (Spark allows one); the tests share an xdist g
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from audit.errors import UsageError
 from audit.evaluate import engine, materialize, spark_engine, spark_session
 from audit.evaluate.spark_sql import Unportable, to_spark
 from audit.pack import packtest
@@ -148,6 +150,40 @@ def test_spark_master_without_the_spark_engine_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["audit: error: --spark-master is the master of --engine spark; "
                                                 "add --engine spark"]
+
+
+@pytest.mark.parametrize("given, said", [
+    (("--spark-conf", "spark.sql.shuffle.partitions"), "not KEY=VALUE"),
+    (("--spark-conf", "shuffle.partitions=4"), "not a Spark setting"),
+    (("--spark-conf", "spark.sql.session.timeZone=Europe/Berlin"), "fixed by the audit (UTC"),
+    (("--spark-conf", "spark.master=local[1]"), "use --spark-master"),
+])
+def test_spark_conf_is_checked_before_spark_starts(tmp_path, given, said):
+    proc = run_audit("check", "--engine", "spark", *given, "--exports", SAMPLE, "--as-of", AS_OF,
+                     "--out", tmp_path / "run")
+    assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2 and "Traceback" not in proc.stderr  # click: usage + error
+    assert not (tmp_path / "run").exists()
+
+
+def test_spark_conf_without_the_spark_engine_is_a_usage_error(tmp_path):
+    proc = run_audit("check", "--spark-conf", "spark.sql.shuffle.partitions=4", "--exports", SAMPLE, "--as-of", AS_OF,
+                     "--out", tmp_path / "run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["audit: error: --spark-conf sets up --engine spark; add --engine spark"]
+
+
+def test_spark_conf_reaches_a_running_session_or_is_refused(spark):
+    from audit.evaluate import spark_session
+
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        assert spark_session.session(None, {"spark.sql.shuffle.partitions": "7"}) is spark
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "7"
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", before)
+    with pytest.raises(UsageError, match="spark.executor.memory: .* only when it starts"):
+        spark_session.session(None, {"spark.executor.memory": "123m"})
 
 
 # -- the portability lint of `audit pack check` ---------------------------------------------------------------------
@@ -364,9 +400,21 @@ def test_standalone_cluster_gives_identical_findings(standalone_cluster, tmp_pat
     ledger = tmp_path / "ledger.duckdb"
     proc = run_audit("check", "--exports", SAMPLE, "--as-of", AS_OF, "--out", duck, "--ledger", ledger)
     assert proc.returncode == 0, proc.stderr
+    secret = "hunter2-" + "x" * 8
     proc = run_audit("check", "--engine", "spark", "--spark-master", standalone_cluster["url"], "--exports", SAMPLE,
+                     "--spark-conf", "spark.sql.shuffle.partitions=4",
+                     "--spark-conf", f"spark.hadoop.fs.s3a.secret.key={secret}",
                      "--as-of", AS_OF, "--out", out, "--ledger", ledger, env=standalone_cluster["env"])
     assert proc.returncode == 0, proc.stderr
     _same_run(duck, out)
+    # the run says what evaluated it, with the settings given, a secret's value hidden
+    import pyspark
+
+    spark_run = json.loads((out / "findings.json").read_text())["run"]
+    assert spark_run["engine"] == {"name": "spark", "version": pyspark.__version__, "master": standalone_cluster["url"],
+                                   "conf": {"spark.hadoop.fs.s3a.secret.key": "*********(redacted)",
+                                            "spark.sql.shuffle.partitions": "4"}}
+    assert json.loads((duck / "findings.json").read_text())["run"]["engine"]["name"] == "duckdb"
+    assert not [f for f in out.rglob("*") if f.is_file() and secret.encode() in f.read_bytes()]
     # the executors ran on the worker, not in the driver
     assert any((standalone_cluster["logs"] / "work").glob("app-*/*/stderr"))

@@ -80,6 +80,9 @@ def check_options(fn):
                       help="Also write JUnit XML (one testcase per control) for CI.")(fn)
     fn = click.option("--oscal", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       help="Also write OSCAL assessment-results JSON.")(fn)
+    fn = click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE", callback=spark_conf_option,
+                      help="With --engine spark: a Spark setting, e.g. spark.sql.shuffle.partitions=64 "
+                           "(repeatable; as spark-submit's --conf).")(fn)
     fn = click.option("--spark-master", "spark_master", default=None, metavar="URL",
                       help="With --engine spark: the cluster's master URL, e.g. spark://host:7077 (default: local[*]).")(fn)
     fn = click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
@@ -118,6 +121,16 @@ def format_targets(ctx, param, values: tuple[str, ...]) -> list[tuple[str, Path]
             raise click.BadParameter(f"{value!r} is not FORMAT=FILE (e.g. junit=junit.xml)")
         pairs.append((name, Path(target)))
     return pairs
+
+
+def spark_conf_option(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    """`--spark-conf KEY=VALUE` pairs, checked (audit/evaluate/spark_session.py), else a usage error."""
+    from audit.evaluate.spark_session import parse_conf
+
+    try:
+        return parse_conf(values)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--spark-conf ")) from None
 
 
 def formats_to_write(exports: Path, oscal: Path | None, junit: Path | None, write: list) -> list[tuple[str, Path]]:
@@ -175,7 +188,7 @@ def memory_limit_option(ctx, param, value: str | None) -> str | None:
               help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
                    "what does not fit spills to disk.")
 def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit, write,
-          memory_limit, engine, spark_master):
+          memory_limit, engine, spark_master, spark_conf):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -191,7 +204,7 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attest
     out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
                        ledger=recorded_in(ledger), mapping=mapping, attestations=attestations,
-                       engine=engine, spark_master=spark_master,
+                       engine=engine, spark_master=spark_master, spark_conf=spark_conf,
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
@@ -203,7 +216,7 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attest
 @click.option("--pdf", is_flag=True, default=False,
               help="Also print report.pdf beside report.html (A4, through headless Chromium).")
 def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit,
-               write, notebooks, engine, spark_master, pdf):
+               write, notebooks, engine, spark_master, spark_conf, pdf):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -228,7 +241,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
     kernel = ReportKernel().warm()  # the report's kernel starts and imports while the export is checked
     try:
         result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
-                           attestations=attestations, engine=engine, spark_master=spark_master,
+                           attestations=attestations, engine=engine, spark_master=spark_master, spark_conf=spark_conf,
                            after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label,
                                                                 pdf=pdf, kernel=kernel),
                            ledger=recorded_in(ledger),

@@ -91,7 +91,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
           after: Callable[[RunResult, Path], list[str]] | None = None, ledger: str | Path | None = None,
           landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None,
           attestations: str | Path | None = None, engine: str = "duckdb",
-          spark_master: str | None = None) -> RunResult:
+          spark_master: str | None = None, spark_conf: dict[str, str] | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
@@ -107,12 +107,15 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     serialises swaps into `out`, so it records the run this process evaluated.
     `mapping`: a mapping file from the export to the pack's contract (audit/read/mapping.py);
     default: the pack's own mapping.yaml, if it has one.
-    `engine`: `duckdb`, or `spark` (audit/evaluate/spark_engine.py) on `spark_master` (default local[*]).
+    `engine`: `duckdb`, or `spark` (audit/evaluate/spark_engine.py) on `spark_master` (default local[*]),
+    with the Spark settings `spark_conf` (audit/evaluate/spark_session.py `parse_conf`).
     `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
     """
     started = dt.datetime.now(dt.timezone.utc)
     if spark_master and engine != "spark":
         raise UsageError("--spark-master is the master of --engine spark; add --engine spark")
+    if spark_conf and engine != "spark":
+        raise UsageError("--spark-conf sets up --engine spark; add --engine spark")
     root = Path(exports)
     if not root.is_dir():
         raise UsageError(f"{exports}: export folder not found")
@@ -129,7 +132,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     work = None
     try:
         work = run_folder.make_work(out)
-        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped, engine, spark_master)
+        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped, engine, spark_master, spark_conf)
         if waivers:
             from audit.evaluate.waivers import apply as apply_waivers
 
@@ -169,12 +172,12 @@ def _why(exc: BaseException) -> str:
 
 def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
               memory_limit: str | None, mapped: mapfile.Mapping | None = None, engine: str = "duckdb",
-              spark_master: str | None = None) -> RunResult:
+              spark_master: str | None = None, spark_conf: dict[str, str] | None = None) -> RunResult:
     backend = None
     if engine == "spark":  # reads the export and runs the controls on Spark; violations land in DuckDB
         from audit.evaluate.spark_engine import Backend
 
-        backend = Backend(spark_master, work)
+        backend = Backend(spark_master, work, spark_conf)
     try:
         with progress.run() as shown:
             return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown, mapped, backend)
@@ -246,6 +249,8 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             "policy": {"name": pack.name, "path": str(Path(pack.path).resolve()), "sha256": pack.digest},
             **({"mapping": mapped.record()} if mapped else {}),
             "tool_version": __version__,
+            # What evaluated the controls: enough to run them again the same way.
+            "engine": backend.describe() if backend else {"name": "duckdb", "version": duckdb.__version__},
             "input_fingerprint": hashing.result(),
             "manifest": ex.manifest,
             "row_counts": backend.row_counts(ex) if backend else _row_counts(con, ex),

@@ -67,8 +67,9 @@ def _materialize(spark, sql: str, control_id: str) -> tuple[int, int]:
 class Backend:
     """The Spark side of one check (engine.py calls load, scope, run, row_counts, then close)."""
 
-    def __init__(self, master: str | None, work: Path):
-        self.spark = spark_session.session(master)
+    def __init__(self, master: str | None, work: Path, conf: dict[str, str] | None = None):
+        self.spark = spark_session.session(master, conf)
+        self.conf = dict(conf or {})
         self.scratch = work / ".spark"
         self._clear()
 
@@ -129,6 +130,11 @@ class Backend:
         """
         export.attach(con, self.found, materialize_text=False)
         con.execute(self.scope_sql)
+
+    def describe(self) -> dict:
+        """The run's `engine` record: Spark's version, the master it ran on and the settings given (--spark-conf)."""
+        return {"name": "spark", "version": self.spark.version, "master": self.spark.sparkContext.master,
+                "conf": spark_session.redacted(self.conf)}
 
     def row_counts(self, ex: export.Export) -> dict[str, int]:
         """Rows per table as the DuckDB engine counts them (engine._row_counts), counted by Spark."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,35 @@ VECTOR_MODULE = "--add-modules=jdk.incubator.vector"
 # Spark's default of 200 shuffle partitions turns each small join into 200 tasks;
 # adaptive execution coalesces them, but planning them still costs. Local runs use a few per core.
 LOCAL_SHUFFLE_PARTITIONS_PER_CORE = 2
+# Settings `--spark-conf` may not change: the results depend on them, or another option owns them.
+FIXED_CONF = {"spark.sql.session.timeZone": "UTC: naive timestamps and dates are read as UTC",
+              "spark.master": "use --spark-master",
+              "spark.sql.execution.arrow.pyspark.enabled": "violation rows come back as Arrow"}
+
+
+# Spark's own default of spark.redaction.regex: settings whose values its UI and logs hide.
+REDACT = re.compile(r"(?i)secret|password|token|access[.]?key")
+
+
+def redacted(conf: dict[str, str]) -> dict[str, str]:
+    """`conf` as a run may record it: the values of secret-looking keys replaced, as Spark's UI does."""
+    return {k: "*********(redacted)" if REDACT.search(k) else v for k, v in sorted(conf.items())}
+
+
+def parse_conf(pairs) -> dict[str, str]:
+    """`--spark-conf KEY=VALUE` pairs as a dict, checked: keys are Spark's (`spark.`), FIXED_CONF stays ours."""
+    conf: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = str(pair).partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise UsageError(f"--spark-conf {pair!r}: not KEY=VALUE (e.g. spark.sql.shuffle.partitions=64)")
+        if not key.startswith("spark."):
+            raise UsageError(f"--spark-conf {key}: not a Spark setting (they start with 'spark.')")
+        if key in FIXED_CONF:
+            raise UsageError(f"--spark-conf {key}: fixed by the audit ({FIXED_CONF[key]})")
+        conf[key] = value
+    return conf
 
 
 def java_home() -> str:
@@ -106,12 +136,17 @@ def _quiet_python_loggers() -> None:
         PySparkLogger.getLogger(name).disabled = True
 
 
-def session(master: str | None = None):
+def session(master: str | None = None, conf: dict[str, str] | None = None):
     """The process's SparkSession on `master` (default `local[*]`), session time zone UTC.
 
-    One per process (Spark allows one SparkContext): a second call returns the
-    same session; a different master than the running one is refused.
+    `conf`: Spark settings (`--spark-conf`, checked by `parse_conf`), applied
+    after the audit's own, so that a cluster's user can size shuffles and
+    executors; `spark.sql.shuffle.partitions` given here replaces local mode's
+    few per core. One session per process (Spark allows one SparkContext): a
+    second call returns the same session with `conf`'s runtime settings applied;
+    a different master, or a setting that only a new JVM could take, is refused.
     """
+    conf = dict(conf or {})
     os.environ["JAVA_HOME"] = java_home()
     os.environ.setdefault("SPARK_CONF_DIR", quiet_conf())
     try:
@@ -125,6 +160,13 @@ def session(master: str | None = None):
         running = active.sparkContext.master
         if running != master:
             raise UsageError(f"--spark-master {master}: this process already runs Spark on {running}")
+        for key, value in conf.items():
+            if active.conf.get(key, None) == value:
+                continue
+            if not active.conf.isModifiable(key):
+                raise UsageError(f"--spark-conf {key}: this process's Spark session is running; "
+                                 f"it takes this setting only when it starts")
+            active.conf.set(key, value)
         return active
     cores = os.cpu_count() or 1
     builder = (SparkSession.builder.master(master).appName("audit")
@@ -135,6 +177,8 @@ def session(master: str | None = None):
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if master.startswith("local"):
         builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS_PER_CORE * cores))
+    for key, value in conf.items():
+        builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and pyspark raise their own classes, none shared

@@ -165,7 +165,8 @@ class AuditRun:
         manual = sum(1 for cl in self.pack.clauses if not cl.controls)
         out.update(clauses=len(self.pack.clauses), manual_clauses=manual, run_id=self.run["run_id"],
                    as_of=self.run["as_of"], policy=self.run["policy"]["name"], exports=Path(self.run["exports"]).name,
-                   tool_version=self.run["tool_version"], started_at=self.run.get("started_at"),
+                   tool_version=self.run["tool_version"], engine=engine_label(self.run.get("engine")),
+                   started_at=self.run.get("started_at"),
                    fingerprint=self.run["input_fingerprint"], problems=list(self.run.get("problems", [])),
                    warnings=list(self.run.get("warnings", [])),
                    rows=int(sum(self.run.get("row_counts", {}).values())),
@@ -754,6 +755,15 @@ class AuditRun:
                    s.state, count(*) AS records
             FROM s, w WHERE s.x IS NOT NULL
             GROUP BY ALL ORDER BY bin_start, state""")
+
+
+def engine_label(engine: dict | None) -> str:
+    """The run's `engine` record in a few words: "DuckDB 1.4.2", "Spark 4.1.1 on local[*]" (runs before it: "")."""
+    if not engine:
+        return ""
+    name = {"duckdb": "DuckDB", "spark": "Spark"}.get(engine.get("name"), str(engine.get("name")))
+    text = f"{name} {engine.get('version', '')}".strip()
+    return f"{text} on {engine['master']}" if engine.get("master") else text
 
 
 def open_run(run_dir: str | Path, exports: str | Path | None = None, as_of: str | None = None,

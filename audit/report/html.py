@@ -141,7 +141,8 @@ def cover(summary: dict, pack_title: str) -> Html:
     checked = (summary.get("started_at") or "")[:19].replace("T", " ")
     meta = [("Cutoff", as_of), ("Export", summary["exports"]), ("Policy pack", summary["policy"]),
             ("Run", summary["run_id"]), ("Checked", f"{checked} UTC" if checked else ""),  # started_at is UTC
-            ("Tool", f"audit {summary['tool_version']}"), ("Input SHA-256", summary["fingerprint"][:16] + "…")]
+            ("Tool", f"audit {summary['tool_version']}"), ("Engine", summary.get("engine", "")),
+            ("Input SHA-256", summary["fingerprint"][:16] + "…")]
     rows = "".join(f'<tr style="background:none"><th style="text-align:left;padding:1px 14px 1px 0;color:{MUTED};font-weight:500">{esc(k)}'
                    f'</th><td style="padding:1px 0;text-align:left">{esc(v)}</td></tr>' for k, v in meta)
     failed_color = "#c0392b" if summary["failed"] else "#2e8b57"
