@@ -26,9 +26,16 @@ def con():
     con.close()
 
 
+def _population_columns(con, sql: str) -> list[str]:
+    """Every column the control's population has (more than the report keeps: the widest case)."""
+    return [r[0] for r in con.execute(f"DESCRIBE {population_sql(sql, '*')}").fetchall()]
+
+
+@pytest.mark.parametrize("keeping", [False, True], ids=["violations", "keeping-population"])
 @pytest.mark.parametrize("cid", sorted(CATALOGUE))
-def test_same_rows_and_population_as_the_control_sql(con, cid):
+def test_same_rows_and_population_as_the_control_sql(con, cid, keeping):
     sql = render(CATALOGUE[cid], load_pack(None), cutoff("2026-09-30"))
+    keep = _population_columns(con, sql) if keeping else None
     con.execute(f'CREATE OR REPLACE TABLE violations."plain" AS {sql}')
     expected_population = con.execute(population_sql(sql)).fetchone()[0]
 
@@ -36,7 +43,7 @@ def test_same_rows_and_population_as_the_control_sql(con, cid):
         return con.execute(q).fetchone()
 
     violations, population = materialize.run(con.execute, fetch, sql, 'violations."combined"',
-                                              'audit."__evaluated"')
+                                              'audit."__evaluated"', keep)
     assert population == expected_population
     assert violations == fetch('SELECT count(*) FROM violations."plain"')[0]
     plain = con.execute('DESCRIBE violations."plain"').fetchall()
@@ -49,6 +56,28 @@ def test_same_rows_and_population_as_the_control_sql(con, cid):
     assert diff == 0
     # One evaluation: the violations are a view of the evaluated rows, not a second table.
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'combined'").fetchone()[0] == 1
+    if keeping:  # the population's rows, kept from the same evaluation, are the population query's, typed alike
+        listed = ", ".join(f'"{c}"' for c in keep)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE plain_population AS {population_sql(sql, listed)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE kept AS {materialize.kept_sql('audit.__evaluated', keep)}")
+        assert con.execute("SELECT count(*) FROM kept").fetchone()[0] == expected_population
+        assert con.execute("DESCRIBE kept").fetchall() == con.execute("DESCRIBE plain_population").fetchall()
+        assert con.execute("SELECT count(*) FROM ((FROM kept EXCEPT ALL FROM plain_population) UNION ALL "
+                           "(FROM plain_population EXCEPT ALL FROM kept))").fetchone()[0] == 0
+
+
+def test_a_population_column_the_sql_does_not_give_is_dropped_not_fatal(con):
+    """A pack declaring a population column its SQL lacks: the control still runs, exactly, without keeping."""
+    sql = render(CATALOGUE["RET-01"], load_pack(None), cutoff("2026-09-30"))
+    con.execute(f'CREATE OR REPLACE TABLE violations."plain" AS {sql}')
+
+    def fetch(q):
+        return con.execute(q).fetchone()
+
+    got = materialize.run(con.execute, fetch, sql, 'violations."kept"', 'audit."__evaluated_k"', ["no_such_column"])
+    assert got == (fetch('SELECT count(*) FROM violations."plain"')[0], fetch(population_sql(sql))[0])
+    columns = {r[0] for r in con.execute('DESCRIBE audit."__evaluated_k"').fetchall()}
+    assert not any(c.startswith(materialize.KEPT) for c in columns)
 
 
 def test_sql_without_a_population_cte_runs_as_written(con):

@@ -216,3 +216,32 @@ def test_bad_values_never_reach_the_file_not_even_in_hidden_columns(tmp_path):
     finally:
         con.close()
     assert "account_id" in columns and not any(c.startswith("__") for c in columns)
+
+
+def test_populations_kept_from_the_evaluation_equal_the_populations_evaluated_again(checked, tmp_path, monkeypatch):
+    """The DuckDB engine keeps the report's population columns from the one evaluation of each control
+    (materialize `keep`); without them run.duckdb evaluates the population queries again (as after a Spark
+    run). Both give the same masked rows, table by table."""
+    from audit.evaluate import engine, materialize
+
+    kept, again = tmp_path / "kept", tmp_path / "again"
+    read_kept = []
+    real = materialize.kept_sql
+    monkeypatch.setattr(materialize, "kept_sql", lambda table, cols: read_kept.append(table) or real(table, cols))
+    engine.check(checked["export"], kept, as_of=AS_OF)
+    monkeypatch.setattr(engine, "report_columns", lambda control: [])
+    engine.check(checked["export"], again, as_of=AS_OF)
+    con = duckdb.connect(str(kept / run_db.FILE), read_only=True)
+    try:
+        con.execute(f"ATTACH '{again / run_db.FILE}' AS again (READ_ONLY)")
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                            "current_database() AND schema_name = 'population'").fetchall()]
+        assert tables and sorted(read_kept) == sorted(materialize.evaluated_table(cid) for cid in tables)
+        for cid in tables:
+            a, b = f'population."{cid}"', f'again.population."{cid}"'
+            assert con.execute(f"DESCRIBE {a}").fetchall() == con.execute(f"DESCRIBE {b}").fetchall(), cid
+            differ = con.execute(f"SELECT count(*) FROM ((FROM {a} EXCEPT ALL FROM {b}) UNION ALL "
+                                 f"(FROM {b} EXCEPT ALL FROM {a}))").fetchone()[0]
+            assert differ == 0, cid
+    finally:
+        con.close()

@@ -26,7 +26,7 @@ from audit.outputs import run_folder
 from audit.evaluate import shared_tables
 from audit.errors import InputProblem, OutputError, UsageError, first_line
 from audit.outputs.findings import sql_functions, write_outputs
-from audit.pack.controls import SEVERITIES, Control
+from audit.pack.controls import SEVERITIES, Control, report_columns
 from audit.pack.loader import Pack, load_pack
 from audit.pack.render import cutoff, literal, render, scope_sql
 
@@ -229,8 +229,14 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             shown.set_total(len(planned))
             shown.stage("Great Expectations")
 
-        validate = backend.run if backend else gx_controls.run
-        outcome = validate(con, planned, work / "gx" / "validation_results.json", ready) if planned else {}
+        gx_file = work / "gx" / "validation_results.json"
+        if not planned:
+            outcome = {}
+        elif backend:
+            outcome = backend.run(con, planned, gx_file, ready)
+        else:  # the report's population columns come from the same evaluation (run.duckdb)
+            keep = {cid: report_columns(catalogue[cid]) for cid, _, _ in planned}
+            outcome = gx_controls.run(con, planned, gx_file, ready, keep={c: k for c, k in keep.items() if k})
         copier.wait()
         shown.stage("writing findings")
         for res in results:

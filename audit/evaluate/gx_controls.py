@@ -111,7 +111,7 @@ class ControlViolationsMaterialized(QueryMetricProvider):
     """Runs a control's SQL into its violations table; returns violation and population counts."""
 
     metric_name = "control_violations.materialized"
-    value_keys = ("control_sql", "violations_table")
+    value_keys = ("control_sql", "violations_table", "population_columns")
 
     @metric_value(engine=SqlAlchemyExecutionEngine)
     def _sqlalchemy(cls, execution_engine: SqlAlchemyExecutionEngine, metric_domain_kwargs: dict,
@@ -130,7 +130,8 @@ class ControlViolationsMaterialized(QueryMetricProvider):
         try:
             # The control's SQL and its population, in one evaluation (audit/evaluate/materialize.py).
             violations, population = materialize.run(execute, fetch, sql, target,
-                                                     f'audit."__evaluated_{control_id}"')
+                                                     materialize.evaluated_table(control_id),
+                                                     list(metric_value_kwargs.get("population_columns") or ()))
         finally:
             progress.current().control_done(control_id)
         return {"violations": int(violations), "population": int(population)}
@@ -159,13 +160,16 @@ class ExpectNoControlViolations(BatchExpectation):
         control_sql: the control's SQL, placeholders filled; one row per violation,
             with a CTE named `population` (the rows it looked at).
         violations_table: where the violation rows are kept for the findings.
+        population_columns: population columns kept beside them, from the same
+            evaluation, for the report (audit/evaluate/materialize.py `keep`).
     """
 
     control_sql: str
     violations_table: str = ""
+    population_columns: list[str] = []
 
     metric_dependencies: ClassVar[tuple[str, ...]] = ("control_violations.materialized",)
-    success_keys: ClassVar[tuple[str, ...]] = ("control_sql", "violations_table")
+    success_keys: ClassVar[tuple[str, ...]] = ("control_sql", "violations_table", "population_columns")
     domain_keys: ClassVar[tuple[str, ...]] = ("batch_id", "row_condition", "condition_parser")
 
     def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
@@ -178,13 +182,14 @@ class ExpectNoControlViolations(BatchExpectation):
 
 
 def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
-        ready: Callable[[], object] | None = None) -> dict[str, dict]:
+        ready: Callable[[], object] | None = None, keep: dict[str, list[str]] | None = None) -> dict[str, dict]:
     """Validate every planned control (id, rendered SQL, meta) in one GX run.
 
     GX's SQL engine runs every control's SQL (pushed down into DuckDB through
     `audit_duckdb`); nothing is computed for it beforehand. `ready()` is called
     once GX is set up, right before it validates (the engine waits there for
     the shared columns to be copied).
+    `keep`: per control id, the population columns to keep beside its violations (for run.duckdb).
     Returns, per control id, {"violations", "population"} or {"error": message}.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIOLATIONS_SCHEMA}")
@@ -197,18 +202,20 @@ def run(con, planned: list[tuple[str, str, dict]], out_file: Path | None,
         source = context.data_sources.add_sql(name="export", connection_string=url, create_temp_table=False)
         asset = source.add_table_asset(name="audit_batch", table_name="batch", schema_name="audit")
         batch = asset.add_batch_definition_whole_table("whole_export")
-        return validate(context, batch, planned, out_file, ready)
+        return validate(context, batch, planned, out_file, ready, keep=keep)
     finally:
         unshare(url)
 
 
 def validate(context, batch, planned: list[tuple[str, str, dict]], out_file: Path | None,
-             ready: Callable[[], object] | None = None, batch_parameters: dict | None = None) -> dict[str, dict]:
+             ready: Callable[[], object] | None = None, batch_parameters: dict | None = None,
+             keep: dict[str, list[str]] | None = None) -> dict[str, dict]:
     """Run the planned controls as one suite on a GX batch (of either engine); outcome per control id."""
     # The suite is built whole, then stored once: `add_expectation` on a stored
     # suite re-serialises the whole suite each time (quadratic, ~0.4 s for 31).
     suite = context.suites.add(gx.ExpectationSuite(name="privacy_notice", expectations=[
         ExpectNoControlViolations(control_sql=sql, violations_table=violations_table(cid), meta=meta,
+                                  population_columns=list((keep or {}).get(cid, ())),
                                   severity=GX_SEVERITY.get(meta.get("severity"), "critical"))
         for cid, sql, meta in planned]))
     validation = context.validation_definitions.add(

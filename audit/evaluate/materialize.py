@@ -9,6 +9,13 @@ violation rows (flagged) and the population count land in one table,
 reads both counts. The control's SQL is not changed: the same text selects the
 same rows.
 
+`keep`: population columns the report reads (run.duckdb's `population."<ID>"`).
+They land in the same table, one row per population row (`__is_violation`
+false, each column prefixed `__keep_`), from the same evaluation of the CTE:
+run.duckdb copies them instead of evaluating the population again. A `keep`
+the SQL cannot bind (a pack declaring a population column its SQL does not
+give) is dropped and the control runs without it (`run`).
+
 Plain functions over `execute(statement)` and `fetch(query) -> first row`
 callables, so that the engine (a DuckDB connection) and the GX metric (GX's
 SQLAlchemy engine) share them.
@@ -21,12 +28,29 @@ from typing import Callable
 from audit.pack.render import population_sql
 
 _COUNT = "SELECT count(*) AS population FROM population"
+KEPT = "__keep_"  # prefix of the population columns kept beside the violations
 
 
-def combined(sql: str) -> str | None:
+def evaluated_table(control_id: str) -> str:
+    """Where the DuckDB engine keeps a control's evaluated rows (the table behind its violations view)."""
+    return f'audit."__evaluated_{control_id}"'
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def kept_sql(evaluated: str, keep: list[str]) -> str:
+    """The population rows `plan(..., keep)` kept in `evaluated`, under their own column names."""
+    cols = ", ".join(f"{_q(KEPT + c)} AS {_q(c)}" for c in keep)
+    return f"SELECT {cols} FROM {evaluated} WHERE NOT __is_violation"
+
+
+def combined(sql: str, keep: list[str] | None = None) -> str | None:
     """One SELECT of the violation rows (`__is_violation` true) and the population count (`__population`, on every row).
 
     None if the SQL has no `population` CTE. With no violation, one row of NULLs carries the count.
+    With `keep`, the population's rows follow (`__is_violation` false), only the `keep` columns, prefixed.
     """
     try:
         counted = population_sql(sql)
@@ -35,36 +59,48 @@ def combined(sql: str) -> str | None:
     head = counted[: counted.rindex(_COUNT)]
     main = sql[len(head):]
     # The comma goes on a line of its own: the head may end with a comment line.
-    return (f"{head.rstrip()}\n,\n__violations AS (SELECT *, true AS __is_violation FROM (\n{main}\n) AS __v)\n"
+    rows = (f"{head.rstrip()}\n,\n__violations AS (SELECT *, true AS __is_violation FROM (\n{main}\n) AS __v)\n"
             f"SELECT __violations.*, __c.__population FROM (SELECT count(*) AS __population FROM population) AS __c\n"
             f"LEFT JOIN __violations ON true")
+    if not keep:
+        return rows
+    cols = ", ".join(f"{_q(c)} AS {_q(KEPT + c)}" for c in keep)
+    return f"{rows}\nUNION ALL BY NAME\nSELECT {cols}, false AS __is_violation FROM population"
 
 
-def plan(sql: str, target: str, evaluated: str) -> tuple[list[str], str] | None:
+def plan(sql: str, target: str, evaluated: str, keep: list[str] | None = None) -> tuple[list[str], str] | None:
     """(statements, counts query), or None if the SQL has no `population` CTE."""
-    both = combined(sql)
+    both = combined(sql, keep)
     if both is None:
         return None
+    hidden = ", ".join(["__is_violation", "__population", *(_q(KEPT + c) for c in keep or ())])
     statements = [
         f"CREATE OR REPLACE TABLE {evaluated} AS {both}",
-        f"CREATE OR REPLACE VIEW {target} AS SELECT * EXCLUDE (__is_violation, __population) "
-        f"FROM {evaluated} WHERE __is_violation",
+        f"CREATE OR REPLACE VIEW {target} AS SELECT * EXCLUDE ({hidden}) FROM {evaluated} WHERE __is_violation",
     ]
     return statements, f"SELECT count(*) FILTER (WHERE __is_violation), max(__population) FROM {evaluated}"
 
 
 def run(execute: Callable[[str], object], fetch: Callable[[str], tuple], sql: str, target: str,
-        evaluated: str) -> tuple[int, int]:
+        evaluated: str, keep: list[str] | None = None) -> tuple[int, int]:
     """Make `target` (a table or view) hold the control's violations; return (violations, population).
 
-    `evaluated` is the table behind it; it stays as long as `target` is read.
+    `evaluated` is the table behind it; it stays as long as `target` is read,
+    and holds the population's `keep` columns (`kept_sql`) when it could.
     """
-    planned = plan(sql, target, evaluated)
+    planned = plan(sql, target, evaluated, keep)
     if planned is None:  # no population CTE: run as written, count separately (raises as before)
         execute(f"CREATE OR REPLACE TABLE {target} AS {sql}")
         return int(fetch(f"SELECT count(*) FROM {target}")[0]), int(fetch(population_sql(sql))[0])
     statements, counts = planned
-    for statement in statements:
+    try:
+        execute(statements[0])
+    except Exception:  # noqa: BLE001 - a `keep` the SQL does not give: without it (a failing SQL fails again)
+        if not keep:
+            raise
+        statements, counts = plan(sql, target, evaluated)
+        execute(statements[0])
+    for statement in statements[1:]:
         execute(statement)
     violations, population = fetch(counts)
     return int(violations), int(population or 0)

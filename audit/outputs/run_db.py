@@ -46,7 +46,8 @@ from audit import mask
 from audit.errors import OutputError, first_line
 from audit.outputs.findings import sql_functions
 from audit.pack import contract as schema
-from audit.pack.controls import view_columns
+from audit.evaluate import materialize
+from audit.pack.controls import report_columns
 from audit.pack.render import population_sql
 from audit.read.export import file_sql, ident, sql_str
 
@@ -284,11 +285,13 @@ class _Writer:
         self.con.execute(f"CREATE TABLE run_db.audit.evidence AS {body}")
 
     def plan(self) -> None:
-        """Each evaluated control's population query, restricted to the columns of the report views it feeds.
+        """Each evaluated control's population, restricted to the columns of the report views it feeds.
 
-        A query DuckDB cannot bind (a pack declaring a population column its SQL
-        does not give) is left out: the report says the control feeds nothing,
-        and the check's findings stand.
+        The DuckDB engine kept those columns beside the violations, from the same
+        evaluation (audit/evaluate/materialize.py `keep`); otherwise (a Spark run)
+        the population query runs here. A query DuckDB cannot bind (a pack
+        declaring a population column its SQL does not give) is left out: the
+        report says the control feeds nothing, and the check's findings stand.
         """
         self.populations: list[tuple[str, str]] = []
         rendered = self.result.rendered
@@ -296,8 +299,12 @@ class _Writer:
             c = r.control
             if r.status not in ("pass", "fail") or not c.report or c.id not in rendered:
                 continue
-            cols = list(dict.fromkeys(col for view in c.report for col in view_columns(view, c.population).values()
-                                      if col))
+            cols = report_columns(c)
+            evaluated = materialize.evaluated_table(c.id)
+            schema_name, table = (p.strip('"') for p in evaluated.split(".", 1))
+            if self._catalog().get((schema_name, table), set()) >= {materialize.KEPT + col for col in cols}:
+                self.populations.append((c.id, materialize.kept_sql(evaluated, cols)))
+                continue
             try:
                 sql = population_sql(rendered[c.id], ", ".join(ident(col) for col in cols))
                 self.con.execute(f"DESCRIBE {sql}").fetchall()

@@ -71,6 +71,12 @@ def view_columns(view: str, population: dict[str, str] | list[str]) -> dict[str,
     return {role: next((c for c in alts if c in population), None) for role, alts in REPORT_VIEWS[view].items()}
 
 
+def report_columns(control) -> list[str]:
+    """The population columns the report views of `control` read, in order, each once ([] when it feeds none)."""
+    return list(dict.fromkeys(col for view in control.report for col in view_columns(view, control.population).values()
+                              if col))
+
+
 class Severity(str, enum.Enum):
     critical = "critical"
     high = "high"
