@@ -278,6 +278,8 @@ def run_case(fmt: str, rows: int, folder: Path, repeat: int, peer: bool, memory_
         if engine == "spark-standalone":
             cluster = spark["cluster"]
             cmd += ["--spark-master", cluster.url]
+            if spark.get("standalone_partitions"):  # what a cluster's user sets with --spark-conf
+                cmd += ["--spark-conf", f"spark.sql.shuffle.partitions={spark['standalone_partitions']}"]
             sides.append((engine, cmd, {**cluster.env, **spark["driver_env"]},
                           {"cluster": cluster.roots(), "worker": cluster.worker_pid()}))
         else:
@@ -501,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Spark local's driver memory and standalone's executor (and worker) memory "
                          "(default: 25%% of RAM, the budget of audit check on DuckDB)")
     ap.add_argument("--worker-cores", type=int, default=os.cpu_count() or 1, help="the standalone worker's cores")
+    ap.add_argument("--standalone-partitions", type=int, default=None,
+                    help="spark.sql.shuffle.partitions of the standalone runs, given with --spark-conf (default: 2 "
+                         "per worker core, as local[*] gets; 0: Spark's own default of 200)")
     ap.add_argument("--floor-max", type=float, default=float("inf"), help="largest size the floor runs at")
     ap.add_argument("--keep-free", type=float, default=30,
                     help="GB of disk that must stay free: a sample export that would leave less is not generated")
@@ -534,7 +539,10 @@ def main(argv: list[str] | None = None) -> int:
            "memory_limits": {"audit": args.memory_limit or "default (25% of RAM)", "floor": floor_limit or "DuckDB default"},
            "engines": engines, "cases": []}
     if spark_engines:
+        partitions = 2 * args.worker_cores if args.standalone_partitions is None else args.standalone_partitions
+        spark_conf["standalone_partitions"] = partitions
         doc["spark"] = {"local": "local[*], driver memory " + spark_memory,
+                        "standalone_shuffle_partitions": partitions or "Spark's default (200)",
                         "worker_cores": args.worker_cores, "worker_memory": spark_memory,
                         "executor_memory": spark_memory, "driver_memory": f"{driver_memory} (standalone), "
                         f"{spark_memory} (local)", "pyspark": machine_version("pyspark")}
@@ -559,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                 peer = fmt == "parquet" and rows <= args.peer_max and not duck_only
                 here = [e for e in spark_engines if rows <= args.spark_max and fmt in spark_formats]
                 spark = {"engines": here, "cluster": cluster,
+                         "standalone_partitions": spark_conf.get("standalone_partitions"),
                          "local_env": {"PYSPARK_SUBMIT_ARGS": submit["spark-local"]},
                          "driver_env": {"CI": "true", "PYSPARK_SUBMIT_ARGS": submit["spark-standalone"]}}
                 case = run_case(fmt, rows, folder, repeat, peer, args.memory_limit, floor_limit, Path(tmp),
