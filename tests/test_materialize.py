@@ -84,3 +84,37 @@ def test_sql_without_a_population_cte_runs_as_written(con):
     with pytest.raises(ValueError):
         materialize.run(con.execute, lambda q: con.execute(q).fetchone(), "SELECT 1 AS x", "violations.x",
                         'audit."__evaluated"')
+
+
+def test_an_interrupted_evaluation_is_not_retried_without_keep():
+    """Ctrl-C during a control's statement ends the run: only a name that does not bind makes `run` retry.
+
+    DuckDB turns an interrupt into a RuntimeError ("Query interrupted"); retried, it was swallowed and an
+    interrupted `audit check` finished with exit 0 (tests/test_cli_check.py's interrupted run).
+    """
+    import threading
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA audit")
+    statements = []
+
+    def execute(statement):
+        statements.append(statement)
+        con.execute(statement)
+
+    sql = ("WITH population AS (SELECT range AS id FROM range(5000000000))\n"
+           "SELECT id AS record_id FROM population WHERE id % 7 = 3 AND id < 0")
+    timer = threading.Timer(0.5, con.interrupt)
+    timer.start()
+    try:
+        with pytest.raises((RuntimeError, duckdb.InterruptException), match="(?i)interrupt"):
+            materialize.run(execute, lambda q: con.execute(q).fetchone(), sql, "audit.v", 'audit."__e"', ["id"])
+    finally:
+        timer.cancel()
+    assert len(statements) == 1
+    # a keep column the SQL does not give is still dropped, and the control runs without it
+    small = "WITH population AS (SELECT range AS id FROM range(10))\nSELECT id AS record_id FROM population WHERE id > 7"
+    assert materialize.run(execute, lambda q: con.execute(q).fetchone(), small, "audit.v", 'audit."__e"',
+                           ["id", "no_such_column"]) == (2, 10)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import duckdb
+
 from audit.pack.render import population_sql
 
 _COUNT = "SELECT count(*) AS population FROM population"
@@ -81,6 +83,17 @@ def plan(sql: str, target: str, evaluated: str, keep: list[str] | None = None) -
     return statements, f"SELECT count(*) FILTER (WHERE __is_violation), max(__population) FROM {evaluated}"
 
 
+def _unbound(exc: BaseException) -> bool:
+    """Whether `exc` (or the DuckDB error inside GX's SQLAlchemy wrapper) says a name did not bind."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (duckdb.BinderException, duckdb.CatalogException)):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
+
+
 def run(execute: Callable[[str], object], fetch: Callable[[str], tuple], sql: str, target: str,
         evaluated: str, keep: list[str] | None = None) -> tuple[int, int]:
     """Make `target` (a table or view) hold the control's violations; return (violations, population).
@@ -95,9 +108,9 @@ def run(execute: Callable[[str], object], fetch: Callable[[str], tuple], sql: st
     statements, counts = planned
     try:
         execute(statements[0])
-    except Exception:  # noqa: BLE001 - a `keep` the SQL does not give: without it (a failing SQL fails again)
-        if not keep:
-            raise
+    except Exception as exc:  # noqa: BLE001 - a `keep` the SQL does not give: without it (a failing SQL fails again)
+        if not keep or not _unbound(exc):
+            raise  # anything else, an interrupted query (Ctrl-C) above all, is not retried
         statements, counts = plan(sql, target, evaluated)
         execute(statements[0])
     for statement in statements[1:]:
