@@ -218,6 +218,33 @@ def test_bad_values_never_reach_the_file_not_even_in_hidden_columns(tmp_path):
     assert "account_id" in columns and not any(c.startswith("__") for c in columns)
 
 
+def _population_tables(path) -> list[str]:
+    con = duckdb.connect(str(path / run_db.FILE), read_only=True)
+    try:
+        return [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                          "current_database() AND schema_name = 'population'").fetchall()]
+    finally:
+        con.close()
+
+
+def _assert_same_populations(one, other) -> list[str]:
+    """The population tables of two run folders' run.duckdb: the same tables, columns and rows (as multisets)."""
+    tables = _population_tables(one)
+    assert tables and sorted(tables) == sorted(_population_tables(other))
+    con = duckdb.connect(str(one / run_db.FILE), read_only=True)
+    try:
+        con.execute(f"ATTACH '{other / run_db.FILE}' AS other (READ_ONLY)")
+        for cid in tables:
+            a, b = f'population."{cid}"', f'other.population."{cid}"'
+            assert con.execute(f"DESCRIBE {a}").fetchall() == con.execute(f"DESCRIBE {b}").fetchall(), cid
+            differ = con.execute(f"SELECT count(*) FROM ((FROM {a} EXCEPT ALL FROM {b}) UNION ALL "
+                                 f"(FROM {b} EXCEPT ALL FROM {a}))").fetchone()[0]
+            assert differ == 0, cid
+    finally:
+        con.close()
+    return tables
+
+
 def test_populations_kept_from_the_evaluation_equal_the_populations_evaluated_again(checked, tmp_path, monkeypatch):
     """The DuckDB engine keeps the report's population columns from the one evaluation of each control
     (materialize `keep`); without them run.duckdb evaluates the population queries again (as after a Spark
@@ -231,17 +258,33 @@ def test_populations_kept_from_the_evaluation_equal_the_populations_evaluated_ag
     engine.check(checked["export"], kept, as_of=AS_OF)
     monkeypatch.setattr(engine, "report_columns", lambda control: [])
     engine.check(checked["export"], again, as_of=AS_OF)
-    con = duckdb.connect(str(kept / run_db.FILE), read_only=True)
-    try:
-        con.execute(f"ATTACH '{again / run_db.FILE}' AS again (READ_ONLY)")
-        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
-                                            "current_database() AND schema_name = 'population'").fetchall()]
-        assert tables and sorted(read_kept) == sorted(materialize.evaluated_table(cid) for cid in tables)
-        for cid in tables:
-            a, b = f'population."{cid}"', f'again.population."{cid}"'
-            assert con.execute(f"DESCRIBE {a}").fetchall() == con.execute(f"DESCRIBE {b}").fetchall(), cid
-            differ = con.execute(f"SELECT count(*) FROM ((FROM {a} EXCEPT ALL FROM {b}) UNION ALL "
-                                 f"(FROM {b} EXCEPT ALL FROM {a}))").fetchone()[0]
-            assert differ == 0, cid
-    finally:
-        con.close()
+    tables = _assert_same_populations(kept, again)
+    assert sorted(read_kept) == sorted(materialize.evaluated_table(cid) for cid in tables)
+
+
+def test_populations_past_the_keep_budget_are_evaluated_again(checked, tmp_path, monkeypatch):
+    """Kept populations stay in DuckDB until run.duckdb is written, so they are kept within a budget
+    (shared_tables.kept_populations: at 10^9 rows they spilled tens of GB). With a budget of half the
+    estimates, some controls keep theirs and the others' are evaluated again; run.duckdb is the same."""
+    from audit.evaluate import engine, materialize, shared_tables
+
+    decided = []
+    real = shared_tables.kept_populations
+
+    def half(wanted, rows, budget):
+        wanted = list(wanted)
+        total = sum(max(rows.get(t, 0) for t in tables) * len(cols) * shared_tables.BYTES_KEPT
+                    for _, cols, tables in wanted if cols)
+        decided.append((real(wanted, rows, None), real(wanted, rows, total // 2), budget))
+        return decided[-1][1]
+
+    read_kept = []
+    real_sql = materialize.kept_sql
+    monkeypatch.setattr(materialize, "kept_sql", lambda table, cols: read_kept.append(table) or real_sql(table, cols))
+    monkeypatch.setattr(shared_tables, "kept_populations", half)
+    engine.check(checked["export"], tmp_path / "half", as_of=AS_OF)
+    (everything, chosen, budget), = decided
+    assert budget and 0 < len(chosen) < len(everything) and set(chosen) < set(everything)
+    assert sorted(read_kept) == sorted(materialize.evaluated_table(cid) for cid in chosen)
+    tables = _assert_same_populations(tmp_path / "half", checked["out"])
+    assert set(everything) <= set(tables)

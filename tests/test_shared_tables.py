@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audit.read import export
 from audit.evaluate import shared_tables
@@ -123,3 +125,33 @@ def test_engine_budget_follows_duckdb_memory_limit(boundary_parquet_run, monkeyp
         con.close()
     assert seen == [int(shared_tables.memory_bytes(limit) * shared_tables.MEMORY_SHARE)]
     assert 150 * 10**6 < seen[0] < 250 * 10**6
+
+
+_CONTROLS = st.lists(st.tuples(st.lists(st.sampled_from(["a", "b", "c"]), unique=True, max_size=3),
+                               st.lists(st.sampled_from(["t1", "t2", "t3"]), unique=True, min_size=1, max_size=3)),
+                     max_size=8)
+
+
+@given(_CONTROLS, st.dictionaries(st.sampled_from(["t1", "t2", "t3"]), st.integers(0, 10**9)),
+       st.one_of(st.none(), st.integers(0, 10**12)))
+@settings(max_examples=200, deadline=None)
+def test_kept_populations_stay_within_the_budget(controls, rows, budget):
+    """Kept estimates add up to at most the budget; a control left out did not fit in what was left at its turn;
+    a control without report columns keeps nothing; with no budget every control with columns keeps them."""
+    wanted = [(f"C-{i}", cols, tables) for i, (cols, tables) in enumerate(controls)]
+    kept = shared_tables.kept_populations(wanted, rows, budget)
+
+    def size(cols, tables):
+        return max(rows.get(t, 0) for t in tables) * len(cols) * shared_tables.BYTES_KEPT
+
+    left = budget
+    for cid, cols, tables in wanted:
+        if not cols or (left is not None and size(cols, tables) > left):
+            assert cid not in kept
+            continue
+        assert kept[cid] == cols
+        if left is not None:
+            left -= size(cols, tables)
+    assert budget is None or sum(size(kept[c], t) for c, _, t in wanted if c in kept) <= budget
+    if budget is None:
+        assert set(kept) == {cid for cid, cols, _ in wanted if cols}

@@ -234,9 +234,8 @@ def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str,
             outcome = {}
         elif backend:
             outcome = backend.run(con, planned, gx_file, ready)
-        else:  # the report's population columns come from the same evaluation (run.duckdb)
-            keep = {cid: report_columns(catalogue[cid]) for cid, _, _ in planned}
-            outcome = gx_controls.run(con, planned, gx_file, ready, keep={c: k for c, k in keep.items() if k})
+        else:  # the report's population columns come from the same evaluation (run.duckdb), within a budget
+            outcome = gx_controls.run(con, planned, gx_file, ready, keep=_kept(con, ex, catalogue, planned))
         copier.wait()
         shown.stage("writing findings")
         for res in results:
@@ -284,6 +283,25 @@ def _share_columns(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue:
     budget = int(size * shared_tables.MEMORY_SHARE) if size else None
     wanted = shared_tables.columns_read(readers, ex.contract)
     return shared_tables.Copier(con, shared_tables.plan(con, ex, wanted, budget))
+
+
+def _kept(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue: dict[str, Control],
+          planned: list[tuple[str, str, dict]]) -> dict[str, list[str]]:
+    """The population columns each planned control keeps for run.duckdb (shared_tables.kept_populations)."""
+    wanted = [(cid, report_columns(catalogue[cid]), catalogue[cid].tables) for cid, _, _ in planned]
+    if not any(cols for _, cols, _ in wanted):
+        return {}
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    size = shared_tables.memory_bytes(limit)
+    budget = int(size * shared_tables.KEEP_SHARE) if size else None
+    rows = {}
+    for table in sorted({t for _, cols, tables in wanted if cols for t in tables}):
+        if ex.present(table) and table not in ex.bad_tables:
+            try:
+                rows[table] = export.row_count(con, ex, table)  # Parquet: from the footers
+            except duckdb.Error:
+                pass
+    return shared_tables.kept_populations(wanted, rows, budget)
 
 
 _gx_import: threading.Thread | None = None

@@ -14,7 +14,9 @@ They land in the same table, one row per population row (`__is_violation`
 false, each column prefixed `__keep_`), from the same evaluation of the CTE:
 run.duckdb copies them instead of evaluating the population again. A `keep`
 the SQL cannot bind (a pack declaring a population column its SQL does not
-give) is dropped and the control runs without it (`run`).
+give) is dropped and the control runs without it (`run`). Which controls keep
+theirs is the engine's choice, within a memory budget
+(audit/evaluate/shared_tables.py `kept_populations`).
 
 Plain functions over `execute(statement)` and `fetch(query) -> first row`
 callables, so that the engine (a DuckDB connection) and the GX metric (GX's

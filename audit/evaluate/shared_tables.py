@@ -22,6 +22,12 @@ Limits, so that large exports keep within memory:
 - at most a share of DuckDB's memory limit, estimated from row counts; the
   largest tables first, those that do not fit stay views.
 CSV and JSONL tables are already DuckDB tables (export.py): left as they are.
+
+The same kind of budget bounds the population rows the controls keep for
+run.duckdb (`kept_populations`, audit/evaluate/materialize.py `keep`): they
+stay in DuckDB until run.duckdb is written, so past another share of the memory
+limit they would spill (tens of GB at 10^9 rows). A control whose estimated
+population does not fit keeps none; run.duckdb evaluates its population again.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ from audit.read.export import Export, ident, row_count
 # Share of DuckDB's memory limit the copies may take: the rest is left to the
 # controls' joins and aggregations (which spill beyond the limit).
 MEMORY_SHARE = 1 / 3
+# Share of it the kept populations may take besides (`kept_populations`): a third stays for the queries.
+KEEP_SHARE = 1 / 3
+# A kept population column's estimated bytes per value (its type is the SQL's, not the contract's):
+# the copies' measured mean.
+BYTES_KEPT = 17
 # Estimated bytes per value in a DuckDB in-memory table: a VARCHAR is a 16-byte
 # header plus its text beyond 12 characters; fixed-width types are 8 bytes or less.
 # Measured: ~17 bytes per value over the 1e7 sample's copied columns.
@@ -112,6 +123,31 @@ def plan(con: duckdb.DuckDBPyConnection, ex: Export, wanted: dict[str, tuple[set
         if left is not None:
             left -= size
     return chosen
+
+
+def kept_populations(wanted: Iterable[tuple[str, list[str], Iterable[str]]], rows: dict[str, int],
+                     budget: int | None) -> dict[str, list[str]]:
+    """Which controls keep their population columns beside their violations, within `budget` bytes.
+
+    `wanted`: (control id, population columns the report reads, tables the
+    control reads), in run order; `rows`: the export's row counts by table. A
+    population is estimated at most the rows of the largest table its control
+    reads, each column BYTES_KEPT bytes a row. In run order, a control keeps its
+    columns while the estimates kept so far and its own fit in `budget` (None:
+    no limit); one that does not fit keeps none, later smaller ones still may.
+    """
+    kept: dict[str, list[str]] = {}
+    left = budget
+    for cid, columns, tables in wanted:
+        if not columns:
+            continue
+        size = max((rows.get(t, 0) for t in tables), default=0) * len(columns) * BYTES_KEPT
+        if left is not None:
+            if size > left:
+                continue
+            left -= size
+        kept[cid] = list(columns)
+    return kept
 
 
 def copy(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> None:
