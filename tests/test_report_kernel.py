@@ -1,6 +1,6 @@
-"""`audit run` executes its report notebooks one after the other in one kernel (audit/report/render.py ReportKernel).
+"""`audit run` executes its report notebooks in a few warmed kernels (audit/report/render.py ReportKernels).
 
-One kernel, started while the export is checked, instead of one per notebook
+A kernel per core (at most KERNELS_MAX), started while the export is checked, instead of one per notebook
 (issue 11: `audit run` within 1.3x `audit check`). What sharing must not change:
 each notebook starts from an empty namespace in the run folder, its failing cell
 is counted from its own first cell, and a notebook that kills the kernel costs
@@ -10,13 +10,18 @@ only itself.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
+from audit.report.render import kernel_count
 from tests import boundary_export
-from tests.conftest import findings, run_audit
+from tests.conftest import AUDIT, ROOT, findings, run_audit
 from tests.test_report import ensure_kernel
 
 AS_OF = boundary_export.AS_OF
@@ -54,12 +59,17 @@ def errors(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_notebooks_share_one_kernel_but_not_their_variables(export, tmp_path):
-    where = "import os, json\nprint(json.dumps({'pid': os.getpid(), 'cwd': os.getcwd(), 'dir': run_dir}))"
+def test_notebooks_share_the_kernels_but_not_their_variables(export, tmp_path):
+    """Five notebooks on at most kernel_count() kernels: some kernel runs two of them or more (each notebook
+    that prints says which kernel it ran in), and none sees a name another left."""
+    where = ("import os, json\nprint(json.dumps({'pid': os.getpid(), 'cwd': os.getcwd(), 'dir': run_dir, "
+             "'names': sorted(k for k in globals() if not k.startswith('_'))}))")
     folder = books(tmp_path / "books", {
         "a_first": [where, "leaked = 'from a'"],
         "b_second": ["x = 1", "print(leaked)"],  # fails at cell 4 of its own: params, injected, x = 1, this
-        "c_third": [where],
+        "c_third": [where, "leaked_too = 'from c'"],
+        "d_fourth": [where, "import pandas\nleaked_frame = pandas.DataFrame({'a': [1]})\nleaked_frame"],
+        "e_fifth": [where],
     })
     out = tmp_path / "runs" / "r"
     proc = run_audit("run", "--exports", export, "--as-of", AS_OF, "--out", out, "--notebooks", folder,
@@ -67,17 +77,24 @@ def test_notebooks_share_one_kernel_but_not_their_variables(export, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert errors(proc.stderr) == [
         "audit: error: report notebook b_second.ipynb failed at cell 4: NameError: name 'leaked' is not defined"]
-    first, third = (json.loads(printed(out / f"{n}.ipynb")[0]) for n in ("a_first", "c_third"))
-    assert first["pid"] == third["pid"]  # one kernel for all
-    # each notebook ran in the run folder (then still temporary, beside --out), with run_dir "."
-    for seen in (first, third):
-        assert Path(seen["cwd"]).parent == out.parent and Path(seen["cwd"]).name.startswith(".r.")
-        assert seen["dir"] == "."
+    seen = [json.loads(printed(out / f"{n}.ipynb")[0]) for n in ("a_first", "c_third", "d_fourth", "e_fifth")]
+    pids = [s["pid"] for s in seen]
+    assert len(set(pids)) <= kernel_count() < len(pids)  # so some kernel ran two of them
+    for s in seen:
+        assert not [n for n in s["names"] if n.startswith("leaked") or n == "x"], s["names"]
+        # each notebook ran in the run folder (then still temporary, beside --out), with run_dir "."
+        assert Path(s["cwd"]).parent == out.parent and Path(s["cwd"]).name.startswith(".r.")
+        assert s["dir"] == "."
     assert (out / "report.html").is_file() and (out / "findings.json").is_file()
-    # the failing notebook is kept with its error, the one after it ran whole
+    # the failing notebook is kept with its error, the others ran whole
     nb = nbformat.read(out / "b_second.ipynb", as_version=4)
     assert [o["ename"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if o.get("output_type") == "error"] == ["NameError"]
+    # report.html keeps report order whichever kernel finished first
+    page = (out / "report.html").read_text()
+    names = ("a_first", "b_second", "c_third", "d_fourth", "e_fifth")
+    at = [page.index(f'<a id="section-{n.replace("_", "-")}"') for n in names]
+    assert at == sorted(at)
 
 
 @pytest.mark.slow
@@ -95,3 +112,37 @@ def test_a_notebook_that_kills_the_kernel_costs_only_itself(export, tmp_path):
     assert "Traceback" not in proc.stderr
     assert printed(out / "b_after.ipynb")[0].startswith("alive ")
     assert len(findings(out)["controls"]) > 0 and (out / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_kernels_run_notebooks_stops_them_at_once(export, tmp_path):
+    """SIGTERM (or Ctrl-C) while every kernel runs a long cell: `audit run` ends within seconds, says
+    `interrupted`, lands nothing, leaves no temporary folder, and no kernel outlives it; the notebooks
+    still queued never start."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    marker = f"import os, time\nopen(os.path.join({str(marks)!r}, f'started-{{os.getpid()}}-' + NAME), 'w').close()\n" \
+             "time.sleep(120)"
+    names = [f"n{i}" for i in range(kernel_count() + 2)]
+    folder = books(tmp_path / "books", {n: [f"NAME = {n!r}", marker] for n in names})
+    out = tmp_path / "runs" / "r"
+    proc = subprocess.Popen([*AUDIT, "run", "--exports", str(export), "--as-of", AS_OF, "--out", str(out),
+                             "--notebooks", str(folder), "--ledger", "-"], cwd=ROOT, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 180
+    started: list[Path] = []
+    while len(started) < kernel_count() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        started = list(marks.iterdir())
+    assert len(started) == kernel_count(), "the kernels never ran the long cells"
+    pids = {int(p.name.split("-")[1]) for p in started}
+    assert len(pids) == kernel_count()
+    at = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - at < 30
+    assert proc.returncode == 2 and err.strip().splitlines()[-1] == "audit: error: interrupted", err
+    assert not out.exists() and list(out.parent.iterdir()) == []
+    assert len(list(marks.iterdir())) == kernel_count()  # the queued notebooks never started
+    alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []

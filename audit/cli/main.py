@@ -228,7 +228,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
     """
     from audit.cli.ledger import plan_run, record_run, recorded_in
     from audit.evaluate.engine import check as run_check
-    from audit.report.render import ReportKernel, render_run
+    from audit.report.render import ReportKernels, render_run
 
     from audit.outputs.writers import write_landed
 
@@ -238,16 +238,16 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
 
         browser()
     out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
-    kernel = ReportKernel().warm()  # the report's kernel starts and imports while the export is checked
+    kernels = ReportKernels().warm()  # the report's kernels start and import while the export is checked
     try:
         result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
                            attestations=attestations, engine=engine, spark_master=spark_master, spark_conf=spark_conf,
                            after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label,
-                                                                pdf=pdf, kernel=kernel),
+                                                                pdf=pdf, kernels=kernels),
                            ledger=recorded_in(ledger),
                            landed=lambda res: (record_run(res, ledger, label, index=True), write_landed(res, targets)))
     finally:
-        kernel.close()
+        kernels.close()
     finish(result, fail_on)
 
 

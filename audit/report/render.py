@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -147,17 +149,28 @@ def _engine() -> str:
     papermill writes the whole notebook before and after every cell (the
     report's first notebook is ~1.5 MB by its end: ~2 s of `audit run` at any
     size). A run folder is temporary until the run lands, so a notebook saved
-    half-way serves no one; this engine saves at the start, then at most every
+    half-way serves no one; this engine saves at most every
     `autosave_cell_every` seconds of a long cell, and at the end (a failed
     notebook too, with its error: papermill writes that itself).
+    Given `kc`, it executes the notebook through that client of the kernel `km`.
     """
+    from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
 
     if ENGINE in papermill_engines._engines:
         return ENGINE
 
     class Manager(NotebookExecutionManager):
-        held = False  # inside cell_start/cell_complete: their saves are skipped
+        held = False  # inside notebook_start/cell_start/cell_complete: their saves are skipped
+
+        def notebook_start(self, **kw):
+            self.held = True
+            try:
+                super().notebook_start(**kw)
+            finally:
+                self.held = False
 
         def save(self, **kw):
             if not self.held:
@@ -191,16 +204,32 @@ def _engine() -> str:
                 nb_man.notebook_complete()
             return nb_man.nb
 
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, kc=None,
+                                     **kwargs):
+            # NBClientEngine.execute_managed_notebook (papermill 2.x) with the kernel's own client `kc`, when
+            # given: a client of its own would cost a connection and nbclient's wait_for_ready (>= 0.2 s).
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(
+                safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
+                stdout_file=stdout_file, stderr_file=stderr_file)
+            client = PapermillNotebookClient(nb_man, **final_kwargs)
+            client.kc = kc  # None: nbclient starts a client (and stops it: it owns no kernel it was given)
+            return client.execute()
+
     papermill_engines.register(ENGINE, AuditEngine)
     return ENGINE
 
 
 def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: list | None = None,
-            km=None) -> str | None:
+            km=None, kc=None) -> str | None:
     """Execute one notebook with papermill into `output` (its kernel in `cwd`); a one-line message if it fails.
 
-    `km`: a started kernel to run it in (`audit run` runs its notebooks one after
-    the other in one kernel); without it, papermill starts a kernel of its own.
+    `km`, `kc`: a started kernel and its client to run it in (`audit run` runs its
+    notebooks in warmed kernels, `ReportKernels`); without them, papermill starts a kernel of its own.
     A notebook that fails on its own is evidence and lands; an executed
     notebook that cannot be written (disk full) raises OutputError.
     """
@@ -211,7 +240,7 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: 
     name = notebook.name
     _quiet_papermill()
     try:
-        kernel = {"km": km} if km is not None else {
+        kernel = {"km": km, "kc": kc} if km is not None else {
             "kernel_manager_class": _kernel_manager(Path(cwd).resolve(), started if started is not None else [])}
         pm.execute_notebook(str(Path(notebook).resolve()), str(Path(output).resolve()), parameters=parameters,
                             kernel_name=KERNEL, progress_bar=False, log_output=False, engine_name=_engine(),
@@ -235,8 +264,12 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, started: 
 
 
 # Before each notebook: the run folder as working directory, an empty namespace, cells counted from 1
-# again (failures name their cell). `{folder!r}` is filled in.
-_RESET = ("__import__('os').chdir({folder!r})\nget_ipython().run_line_magic('reset', '-f')\n"
+# again (failures name their cell). `{folder!r}` is filled in. The namespace is emptied of every name
+# the kernel did not put there itself (user_ns_hidden: In, Out, get_ipython...), and Out's cache:
+# what `%reset -f` empties, without its full garbage collection (~0.2 s a notebook).
+_RESET = ("__import__('os').chdir({folder!r})\n"
+          "(lambda ip: [ip.user_ns.pop(k) for k in list(ip.user_ns) if k not in ip.user_ns_hidden]"
+          " + [ip.user_ns['Out'].clear()])(get_ipython())\n"
           "get_ipython().execution_count = 1")
 # What every report notebook imports, and a first figure (plotly builds its validators on first use):
 # sent to the kernel when `audit run` starts, so that it is done while the export is being checked.
@@ -247,24 +280,34 @@ _WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as 
             "html.interactive_tables()")
 
 
-class ReportKernel:
-    """One kernel for all the report's notebooks; they run in it one after the other.
+# Kernels `audit run` runs its notebooks in: one per core, at most this many. Two cut the report's wall
+# time by ~40% on two cores (benchmarks/results/run-vs-check-two-kernels); each costs its start and imports
+# (~3.5 CPU-s, while the export is checked) and ~0.3 GB.
+KERNELS_MAX = 2
 
-    Four kernels each importing pandas, plotly and DuckDB cost more than the
-    notebooks themselves (issue 11: `audit run` within 1.3x `audit check`), so
-    the notebooks share one kernel and its imports. `audit run` starts it
-    (`warm()`) before the check, so that its start and imports overlap the
-    check. Each notebook starts from an empty namespace in the run folder
+
+def kernel_count() -> int:
+    return max(1, min(KERNELS_MAX, os.cpu_count() or 1))
+
+
+class ReportKernel:
+    """One kernel the report's notebooks run in, one after the other, through one client.
+
+    Each notebook starts from an empty namespace in the run folder
     (`%reset -f`), so none can lean on another's variables; a kernel that died
-    is replaced before the next notebook. The kernel dies with this process
-    (`_die_with_parent`) and `close()` stops it.
+    is replaced before the next notebook. The kernel dies with the thread that
+    started it (`_die_with_parent`) and `close()` stops it. All its methods run
+    on one thread: its client's sockets belong to that thread's event loop
+    (`ReportKernels` gives each kernel a thread of its own).
     """
 
     def __init__(self, started: list | None = None):
         self.started = started if started is not None else []
         self.cls = _kernel_manager(None, self.started)
         self.km = None
-        self._warming = None  # (client, msg_id) of the warm-up request
+        self.kc = None  # the kernel's one client: the warm-up, each reset and papermill use it
+        self._warming = None  # msg_id of the warm-up request
+        self._fresh = False  # started, not warmed: wait until it answers
 
     @staticmethod
     def _run(awaitable):
@@ -280,32 +323,30 @@ class ReportKernel:
         km = self.cls(kernel_name=KERNEL)
         self._run(km.start_kernel())
         self.km = km
+        kc = km.client()
+        kc.start_channels()
+        kc.allow_stdin = False
+        self.kc, self._fresh = kc, True
 
     def warm(self) -> "ReportKernel":
         """Start the kernel and send it the report's imports without waiting (a failure waits for `get`)."""
         try:
             self._start()
-            kc = self.km.client()
-            kc.start_channels()
-            self._warming = (kc, kc.execute(_WARM_UP, silent=True, store_history=False))
+            self._warming, self._fresh = self.kc.execute(_WARM_UP, silent=True, store_history=False), False
         except Exception:  # noqa: BLE001 - no kernel spec, no port: get() starts again and says why
             self.close()
         return self
 
     async def _prepare(self, folder: Path) -> None:
         warming, self._warming = self._warming, None
-        kc = warming[0] if warming else self.km.client()
-        if not warming:
-            kc.start_channels()
-        try:
-            if warming:  # the warm-up's reply (its failure is no one's: the notebooks will say)
-                await self._reply(kc, warming[1])
-            else:
-                await kc.wait_for_ready(timeout=120)
-            reply = await kc.execute_interactive(_RESET.format(folder=str(folder)), silent=True,
-                                                 store_history=False, timeout=120)
-        finally:
-            kc.stop_channels()
+        kc = self.kc
+        if warming:  # the warm-up's reply (its failure is no one's: the notebooks will say)
+            await self._reply(kc, warming)
+        elif self._fresh:
+            await kc.wait_for_ready(timeout=120)
+        self._fresh = False
+        reply = await kc.execute_interactive(_RESET.format(folder=str(folder)), silent=True,
+                                             store_history=False, timeout=120)
         if reply["content"].get("status") != "ok":
             raise RuntimeError(f"the kernel could not be prepared: {reply['content'].get('ename', '')}")
 
@@ -335,10 +376,9 @@ class ReportKernel:
         return self.km
 
     def close(self) -> None:
-        km, self.km = self.km, None
-        if self._warming:
-            self._warming[0].stop_channels()
-            self._warming = None
+        km, kc, self.km, self.kc, self._warming = self.km, self.kc, None, None, None
+        if kc is not None:
+            kc.stop_channels()
         if km is not None:
             try:
                 self._run(km.shutdown_kernel(now=True))
@@ -346,27 +386,105 @@ class ReportKernel:
                 _kill([km])
 
 
-def _execute_in_one_kernel(sources: list[Path], outputs: list[Path], parameters: dict, optional: dict,
-                           folder: Path, kernel: ReportKernel) -> list[str]:
-    """Execute the notebooks in report order in one kernel; one message per notebook that failed."""
+class ReportKernels:
+    """The kernels of the report's notebooks (`kernel_count()`), each on a thread of its own.
+
+    Four kernels each importing pandas, plotly and DuckDB cost more than the
+    notebooks themselves (issue 11: `audit run` within 1.3x `audit check`), so
+    a few kernels share the notebooks and their imports. `audit run` starts
+    them (`warm()`) before the check, so that their start and imports overlap
+    the check. `run()` hands the notebooks out in report order, each to the
+    next kernel free; each kernel's thread keeps it (its sockets, and the
+    kernel's life: PR_SET_PDEATHSIG follows the thread that forked) until `close()`.
+    """
+
+    def __init__(self, count: int | None = None):
+        self.started: list = []
+        self.kernels = [ReportKernel(self.started) for _ in range(count or kernel_count())]
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.cancelled = False
+
+    def warm(self) -> "ReportKernels":
+        """Start every kernel and its imports, each on its thread; returns at once."""
+        if not self.threads:
+            for i, kernel in enumerate(self.kernels):
+                thread = threading.Thread(target=self._serve, args=(kernel,), name=f"audit-report-kernel-{i}",
+                                          daemon=True)
+                thread.start()
+                self.threads.append(thread)
+        return self
+
+    def _serve(self, kernel: ReportKernel) -> None:
+        try:
+            kernel.warm()
+            while (job := self.jobs.get()) is not None:
+                job(kernel)
+        finally:
+            kernel.close()
+
+    def run(self, jobs: list[Callable[[ReportKernel], str | None]]) -> list[str | None]:
+        """Each job's result (in order), each job run on the next kernel free; the first exception is raised."""
+        self.warm()
+        results: list = [None] * len(jobs)
+        failed: list[BaseException] = []
+        left = threading.Semaphore(0)
+
+        def wrap(i: int, job: Callable[[ReportKernel], str | None]) -> Callable[[ReportKernel], None]:
+            def done(kernel: ReportKernel) -> None:
+                try:
+                    if not self.cancelled:
+                        results[i] = job(kernel)
+                except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
+                    failed.append(exc)
+                finally:
+                    left.release()
+            return done
+
+        for i, job in enumerate(jobs):
+            self.jobs.put(wrap(i, job))
+        try:
+            for _ in jobs:
+                left.acquire()
+        except BaseException:  # interrupted: the notebooks stop at once, those not started never start
+            self.cancelled = True
+            _kill(self.started)
+            raise
+        if failed:
+            self.cancelled = True
+            raise failed[0]
+        return results
+
+    def close(self) -> None:
+        """Stop the kernels (each by its thread) and wait for them a little."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.threads = []
+
+
+def _execute_in_kernels(sources: list[Path], outputs: list[Path], parameters: dict, optional: dict,
+                        folder: Path, kernels: ReportKernels) -> list[str]:
+    """Execute the notebooks in the kernels; one message per notebook that failed, in report order."""
     from jupyter_client.kernelspec import NoSuchKernel
 
-    errors = []
-    for src, dest in zip(sources, outputs):
-        try:
-            km = kernel.get(folder)
-        except NoSuchKernel:
-            return [f"report notebook {s.name}: Jupyter kernel {KERNEL!r} is not installed "
-                    f"(python -m ipykernel install --sys-prefix --name {KERNEL})" for s in sources]
-        except (OSError, RuntimeError, TimeoutError) as exc:
-            kernel.close()
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            errors.append(scrub(f"report notebook {src.name} failed: the kernel did not start: {first}"))
-            continue
-        error = execute(src, dest, {**parameters, **_declared(src, optional)}, folder, kernel.started, km=km)
-        if error:
-            errors.append(error)
-    return errors
+    def job(src: Path, dest: Path) -> Callable[[ReportKernel], str | None]:
+        def run(kernel: ReportKernel) -> str | None:
+            try:
+                km = kernel.get(folder)
+            except NoSuchKernel:
+                return (f"report notebook {src.name}: Jupyter kernel {KERNEL!r} is not installed "
+                        f"(python -m ipykernel install --sys-prefix --name {KERNEL})")
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                kernel.close()
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                return scrub(f"report notebook {src.name} failed: the kernel did not start: {first}")
+            return execute(src, dest, {**parameters, **_declared(src, optional)}, folder, kernels.started,
+                           km=km, kc=kernel.kc)
+        return run
+
+    return [e for e in kernels.run([job(s, d) for s, d in zip(sources, outputs)]) if e]
 
 
 def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -491,11 +609,11 @@ def _declared(notebook: Path, optional: dict) -> dict:
 
 
 def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str | Path | None = None,
-               period: str | None = None, pdf: bool = False, kernel: ReportKernel | None = None) -> list[str]:
+               period: str | None = None, pdf: bool = False, kernels: ReportKernels | None = None) -> list[str]:
     """The `after` hook of `audit run`: execute the report notebooks into `folder`, render report.html there.
 
-    `kernel`: the kernel to run them in, warmed while the export was checked (`ReportKernel().warm()`);
-    closed when done. Without it, one is started here.
+    `kernels`: the kernels to run them in, warmed while the export was checked (`ReportKernels().warm()`);
+    closed when done. Without them, they are started here.
 
     `pdf`: also print report.pdf from report.html (audit.report.pdf); a print that fails raises OutputError,
     so the run lands nothing.
@@ -513,15 +631,15 @@ def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str 
                   "policy": str(Path(run["policy"]["path"]).resolve())}  # the kernels run in the run folder
     optional = {"ledger": ledger_parameter(ledger), "period": period or ""}
     outputs = [folder / p.name for p in sources]
-    kernel = kernel or ReportKernel()
-    _import_in_background("nbconvert", "plotly.offline")  # for render_html, while the kernel works
+    kernels = kernels or ReportKernels()
+    _import_in_background("nbconvert", "plotly.offline")  # for render_html, while the kernels work
     try:
-        errors = _execute_in_one_kernel(sources, outputs, parameters, optional, folder, kernel)
-    except BaseException:  # interrupted, or a notebook could not be written: stop the kernel now
-        _kill(kernel.started)
+        errors = _execute_in_kernels(sources, outputs, parameters, optional, folder, kernels)
+    except BaseException:  # interrupted, or a notebook could not be written: stop the kernels now
+        _kill(kernels.started)
         raise
     finally:
-        kernel.close()
+        kernels.close()
     executed = [p for p in outputs if p.is_file()]
     if executed:
         try:
