@@ -134,7 +134,7 @@ def run_pack(folder: Path):
         return None
     from audit.pack.loader import load_pack_cached
 
-    return load_pack_cached(copy)  # the report's notebooks open the run one after the other in one kernel
+    return load_pack_cached(copy)  # the report's notebooks open the run one after the other in a kernel
 
 
 def _earlier_run_folder(out: Path) -> bool:

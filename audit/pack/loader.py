@@ -97,7 +97,7 @@ def load_pack_cached(path: str | Path | None = None) -> Pack:
     """`load_pack`, remembered in this process while no file under the pack folder changes.
 
     For readers that open the same pack again and again (the report's notebooks
-    share one kernel and each opens the run). The key is every file's path, size
+    share a kernel, one after the other, and each opens the run). The key is every file's path, size
     and modification time, so an edited pack is loaded again. Callers must not
     change the Pack they get.
     """

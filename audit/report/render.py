@@ -33,8 +33,6 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-import nbformat
-
 from audit.errors import OutputError
 from audit.mask import scrub
 
@@ -406,8 +404,13 @@ class ReportKernels:
         self.cancelled = False
 
     def warm(self) -> "ReportKernels":
-        """Start every kernel and its imports, each on its thread; returns at once."""
+        """Start every kernel and its imports, each on its thread; returns at once.
+
+        This process's own imports for the notebooks and report.html (nbformat alone ~2 s: jsonschema's
+        format checkers) are made on a thread too, while the export is checked.
+        """
         if not self.threads:
+            _import_in_background("nbformat", "papermill", "nbconvert", "plotly.offline")
             for i, kernel in enumerate(self.kernels):
                 thread = threading.Thread(target=self._serve, args=(kernel,), name=f"audit-report-kernel-{i}",
                                           daemon=True)
@@ -487,7 +490,7 @@ def _execute_in_kernels(sources: list[Path], outputs: list[Path], parameters: di
     return [e for e in kernels.run([job(s, d) for s, d in zip(sources, outputs)]) if e]
 
 
-def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
+def _title(nb, fallback: str) -> str:
     if nb.metadata.get("title"):
         return str(nb.metadata["title"])
     for cell in nb.cells:
@@ -498,8 +501,11 @@ def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
-def merge(notebooks: list[Path]) -> tuple[nbformat.NotebookNode, list[dict]]:
-    """One notebook of the executed ones, parameter cells left out; and its sections (id, title)."""
+def merge(notebooks: list[Path]) -> tuple:
+    """One notebook of the executed ones (an nbformat NotebookNode), parameter cells left out; and its
+    sections (id, title)."""
+    import nbformat
+
     merged = nbformat.v4.new_notebook()
     sections = []
     for path in notebooks:
