@@ -406,11 +406,10 @@ class ReportKernels:
     def warm(self) -> "ReportKernels":
         """Start every kernel and its imports, each on its thread; returns at once.
 
-        This process's own imports for the notebooks and report.html (nbformat alone ~2 s: jsonschema's
-        format checkers) are made on a thread too, while the export is checked.
+        This process's own imports for the notebooks and report.html (papermill, nbconvert, plotly) wait
+        for `render_run`: made on a thread during the check, they slowed it more than they saved (measured).
         """
         if not self.threads:
-            _import_in_background("nbformat", "papermill", "nbconvert", "plotly.offline")
             for i, kernel in enumerate(self.kernels):
                 thread = threading.Thread(target=self._serve, args=(kernel,), name=f"audit-report-kernel-{i}",
                                           daemon=True)
