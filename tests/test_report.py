@@ -475,3 +475,22 @@ def test_age_histogram_shows_a_handful_overdue_among_many_and_says_when_other_li
     fig = charts.age_histogram(even, {**facts, "other_limits": 0}, control).fig
     assert fig.layout.yaxis.type != "log" and fig.layout.barmode == "stack"
     assert "another limit" not in fig.layout.title.text
+
+
+def test_charts_carry_the_report_template_and_leave_plotlys_default_alone():
+    """Every chart is made by charts._figure (the report's template applied as plotly's default would be,
+    without validating it again); plotly's own default, which a notebook's figures use, is left as it was."""
+    import inspect
+
+    import pandas as pd
+    import plotly.io as pio
+
+    from audit.report import charts
+
+    before = pio.templates.default
+    fig = charts._figure()
+    assert fig.layout.template == pio.templates[charts.TEMPLATE] and pio.templates.default == before
+    chart = charts.status_by_severity(pd.DataFrame({"severity": ["high"], "status": ["fail"], "controls": [1],
+                                                    "violations": [3]}))
+    assert chart.fig.layout.template == pio.templates[charts.TEMPLATE] and pio.templates.default == before
+    assert inspect.getsource(charts).count("go.Figure(") == 1  # only in _figure

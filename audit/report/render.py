@@ -269,12 +269,13 @@ _RESET = ("__import__('os').chdir({folder!r})\n"
           "(lambda ip: [ip.user_ns.pop(k) for k in list(ip.user_ns) if k not in ip.user_ns_hidden]"
           " + [ip.user_ns['Out'].clear()])(get_ipython())\n"
           "get_ipython().execution_count = 1")
-# What every report notebook imports, and a first figure (plotly builds its validators on first use):
+# What every report notebook imports, and a first figure (plotly builds its validators and loads the
+# report's template on first use):
 # sent to the kernel when `audit run` starts, so that it is done while the export is being checked.
 _WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as go\n"
             "from IPython.display import display\n"
             "from audit.report import charts, html, open_run, load_trend\n"
-            "go.Figure(go.Bar(x=[1], y=[1])).to_html(include_plotlyjs=False)\n"
+            "charts._figure().add_bar(x=[1], y=[1]).to_html(include_plotlyjs=False)\n"
             "html.interactive_tables()")
 
 
