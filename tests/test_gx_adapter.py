@@ -14,8 +14,8 @@ from audit.evaluate.gx_duckdb import AuditDuckDBDialect, share, unshare
 
 @pytest.fixture()
 def views(tmp_path):
-    """Typed-ish views over Parquet files, as the reader makes them."""
-    con = duckdb.connect()
+    """Typed-ish views over Parquet files, as the reader makes them (spilling, if ever, under tmp_path)."""
+    con = duckdb.connect(config={"temp_directory": str(tmp_path / "spill")})
     duckdb.execute(f"COPY (SELECT 'V' || i AS visitor_id, CASE WHEN i % 10 = 0 THEN NULL ELSE 'v' || i || '@ex.com' END "
                    f"AS email FROM range(100) t(i)) TO '{tmp_path / 'v.parquet'}' (FORMAT parquet)")
     duckdb.execute(f"COPY (SELECT 'C' || i AS comm_id, 'V' || (i % 120) AS visitor_id FROM range(50) t(i)) "
@@ -120,6 +120,78 @@ def test_control_query_failure_is_reported_not_raised(views):
     outcome = run(con, [("X-02", "WITH population AS (SELECT 1) SELECT * FROM no_such_table", {"control_id": "X-02"})], None)
     assert "no_such_table" in outcome["X-02"]["error"]
     assert outcome["X-02"]["error"].startswith("Catalog Error")
+
+
+def test_an_interrupted_control_query_stops_the_gx_run(views, monkeypatch):
+    """A control query interrupted in DuckDB (con.interrupt() here; Ctrl-C and the CLI's SIGTERM arrive as
+    DuckDB's RuntimeError "Query interrupted") is an ordinary error to GX, which recorded it as that
+    control's failure and went on with the next control: at 10^9 rows an interrupted check ran on. The run
+    must stop: KeyboardInterrupt out of gx_controls.run, and the next control never starts."""
+    import threading
+
+    from duckdb_engine import CursorWrapper
+
+    from audit.evaluate import gx_duckdb
+    from audit.evaluate.gx_controls import run
+
+    made = []
+
+    def cursor(self):  # gx_duckdb._Connection.cursor, keeping each DuckDB cursor to interrupt it
+        raw = self._con.cursor()
+        made.append(raw)
+        return CursorWrapper(raw, self)
+
+    monkeypatch.setattr(gx_duckdb._Connection, "cursor", cursor)
+    con, _ = views
+    slow = ("WITH population AS (SELECT range AS id FROM range(5000000000)) SELECT 'visitors' AS table_name, "
+            "CAST(id AS VARCHAR) AS record_id, NULL AS customer_id, NULL AS event_at, NULL AS due_at, "
+            "'never' AS detail FROM population WHERE id % 7 = 3 AND id < 0")
+    after = ("WITH population AS (SELECT * FROM visitors) SELECT 'visitors' AS table_name, visitor_id AS record_id, "
+             "NULL AS customer_id, NULL AS event_at, NULL AS due_at, 'x' AS detail FROM population")
+    stop = threading.Event()
+
+    def interrupt():
+        while not stop.wait(0.5):
+            for raw in list(made):
+                raw.interrupt()
+
+    threading.Timer(1.0, interrupt).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(con, [("X-SLOW", slow, {"control_id": "X-SLOW"}), ("X-NEXT", after, {"control_id": "X-NEXT"})],
+                None)
+    finally:
+        stop.set()
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'violations' "
+                       "AND table_name = 'X-NEXT'").fetchone()[0] == 0
+
+
+def test_duckdbs_words_for_an_interrupt_are_recognised_wrapped_or_not():
+    """materialize.interrupted: InterruptException (con.interrupt()), the RuntimeError a signal turns into,
+    both inside SQLAlchemy's wrapper as GX raises them; not an ordinary error."""
+    import signal
+    import threading
+
+    from audit.evaluate import materialize
+
+    q = "SELECT count(*) FROM range(5000000000) WHERE range % 7 = 3 AND range < 0"
+    seen = []
+    con = duckdb.connect(config={"temp_directory": ""})
+    threading.Timer(0.5, con.interrupt).start()
+    with pytest.raises(duckdb.InterruptException) as by_call:
+        con.execute(q).fetchall()
+    seen.append(by_call.value)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(RuntimeError) as by_signal:
+        con.execute(q).fetchall()
+    seen.append(by_signal.value)
+    for exc in seen:
+        wrapped = sa.exc.OperationalError("CREATE TABLE ...", {}, exc)
+        assert materialize.interrupted(exc) and materialize.interrupted(wrapped)
+    with pytest.raises(duckdb.CatalogException) as other:
+        con.execute("SELECT * FROM no_such_table")
+    assert not materialize.interrupted(other.value)
+    assert not materialize.interrupted(sa.exc.OperationalError("SELECT", {}, other.value))
 
 
 def test_gx_import_leaves_the_interpreter_as_it_found_it():

@@ -89,14 +89,14 @@ def test_sql_without_a_population_cte_runs_as_written(con):
 def test_an_interrupted_evaluation_is_not_retried_without_keep():
     """Ctrl-C during a control's statement ends the run: only a name that does not bind makes `run` retry.
 
-    DuckDB turns an interrupt into a RuntimeError ("Query interrupted"); retried, it was swallowed and an
-    interrupted `audit check` finished with exit 0 (tests/test_cli_check.py's interrupted run).
+    DuckDB turns an interrupt into an ordinary error; retried, it was swallowed and an interrupted `audit check`
+    finished with exit 0 (tests/test_cli_check.py's interrupted run). `run` raises KeyboardInterrupt instead.
     """
     import threading
 
     import duckdb
 
-    con = duckdb.connect()
+    con = duckdb.connect(config={"temp_directory": ""})  # nothing spills: no .tmp in the working directory
     con.execute("CREATE SCHEMA audit")
     statements = []
 
@@ -109,7 +109,7 @@ def test_an_interrupted_evaluation_is_not_retried_without_keep():
     timer = threading.Timer(0.5, con.interrupt)
     timer.start()
     try:
-        with pytest.raises((RuntimeError, duckdb.InterruptException), match="(?i)interrupt"):
+        with pytest.raises(KeyboardInterrupt):
             materialize.run(execute, lambda q: con.execute(q).fetchone(), sql, "audit.v", 'audit."__e"', ["id"])
     finally:
         timer.cancel()

@@ -85,15 +85,26 @@ def plan(sql: str, target: str, evaluated: str, keep: list[str] | None = None) -
     return statements, f"SELECT count(*) FILTER (WHERE __is_violation), max(__population) FROM {evaluated}"
 
 
-def _unbound(exc: BaseException) -> bool:
-    """Whether `exc` (or the DuckDB error inside GX's SQLAlchemy wrapper) says a name did not bind."""
+def _chain(exc: BaseException | None):
+    """`exc` and the errors inside it: GX's SQLAlchemy wrapper's `.orig`, causes and contexts."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, (duckdb.BinderException, duckdb.CatalogException)):
-            return True
+        yield exc
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
-    return False
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is DuckDB's word for an interrupted query: `InterruptException` (con.interrupt()), or the
+    RuntimeError "Query interrupted" it raises when a signal (Ctrl-C, the CLI's SIGTERM) arrives mid-query,
+    having consumed the KeyboardInterrupt."""
+    return any(isinstance(e, duckdb.InterruptException)
+               or (isinstance(e, RuntimeError) and "query interrupted" in str(e).lower()) for e in _chain(exc))
+
+
+def _unbound(exc: BaseException) -> bool:
+    """Whether `exc` (or the DuckDB error inside GX's SQLAlchemy wrapper) says a name did not bind."""
+    return any(isinstance(e, (duckdb.BinderException, duckdb.CatalogException)) for e in _chain(exc))
 
 
 def run(execute: Callable[[str], object], fetch: Callable[[str], tuple], sql: str, target: str,
@@ -102,7 +113,20 @@ def run(execute: Callable[[str], object], fetch: Callable[[str], tuple], sql: st
 
     `evaluated` is the table behind it; it stays as long as `target` is read,
     and holds the population's `keep` columns (`kept_sql`) when it could.
+    An interrupted query (Ctrl-C, SIGTERM) raises KeyboardInterrupt: DuckDB
+    reports it as an ordinary error, which GX would record as the control's
+    failure and go on with the next control (seen at 10^9 rows: the run went on).
     """
+    try:
+        return _run(execute, fetch, sql, target, evaluated, keep)
+    except Exception as exc:  # noqa: BLE001 - only an interrupt changes kind; everything else as it was
+        if interrupted(exc):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _run(execute: Callable[[str], object], fetch: Callable[[str], tuple], sql: str, target: str,
+         evaluated: str, keep: list[str] | None) -> tuple[int, int]:
     planned = plan(sql, target, evaluated, keep)
     if planned is None:  # no population CTE: run as written, count separately (raises as before)
         execute(f"CREATE OR REPLACE TABLE {target} AS {sql}")
