@@ -212,3 +212,44 @@ def test_an_interrupted_run_leaves_the_earlier_out_untouched(boundary_run, tmp_p
     assert err.strip().splitlines()[-1] == "audit: error: interrupted"
     assert (out / "findings.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_an_interrupt_something_swallowed_still_stops_the_run(boundary_run, tmp_path):
+    """A signal that arrives mid-query becomes an ordinary error, which a library may catch (the CI run where
+    SIGINT during `audit check` ended with exit 0). With the command line's handlers installed
+    (audit.interrupts), an interrupt is counted, and a run that saw one does not land: here the `after` hook
+    takes a real SIGINT and swallows the KeyboardInterrupt itself, as such a library would."""
+    import os
+    import signal
+
+    from audit import interrupts
+    from audit.evaluate import engine
+
+    out = tmp_path / "r"
+    shutil.copytree(boundary_run["out"], out)
+    before = (out / "findings.json").read_bytes()
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    swallowed = []
+
+    def after(result, folder):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100):  # the handler runs at the next bytecode boundary of the main thread
+                pass
+        except KeyboardInterrupt:
+            swallowed.append(True)
+        return []
+
+    interrupts.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            engine.check(boundary_run["export"], out, as_of="2026-09-30", after=after)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert swallowed == [True]
+    assert (out / "findings.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    # the next run of the same process is not refused for an interrupt of an earlier one
+    engine.check(boundary_run["export"], out, as_of="2026-09-30")
+    assert (out / "findings.json").read_bytes() != before

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 
 import click
 
-from audit import __version__
+from audit import __version__, interrupts
 from audit.errors import AuditError, UsageError
 from audit.mask import for_terminal
 from audit.pack.controls import SEVERITIES
@@ -367,11 +366,6 @@ from audit.cli.signoff import register as _register_signoff_command  # noqa: E40
 _register_signoff_command(cli)
 
 
-def _terminated(signum, frame) -> None:
-    """SIGTERM (a scheduler stopping the run) ends it like Ctrl-C: temporaries removed, `interrupted`."""
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """The console script.
 
@@ -380,7 +374,7 @@ def main() -> None:
     nbconvert...) once all work is done, every file closed and the report's kernels
     stopped: those commands exit straight away instead, output flushed.
     """
-    signal.signal(signal.SIGTERM, _terminated)
+    interrupts.install()  # SIGTERM (a scheduler stopping the run) ends it like Ctrl-C; both remembered
     try:
         cli.main(prog_name="audit")
     except SystemExit as exc:

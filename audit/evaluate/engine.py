@@ -19,7 +19,7 @@ from typing import Callable
 
 import duckdb
 
-from audit import __version__, progress
+from audit import __version__, interrupts, progress
 from audit.read import export
 from audit.read import mapping as mapfile
 from audit.outputs import run_folder
@@ -112,6 +112,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
     """
     started = dt.datetime.now(dt.timezone.utc)
+    since = interrupts.count()
     if spark_master and engine != "spark":
         raise UsageError("--spark-master is the master of --engine spark; add --engine spark")
     if spark_conf and engine != "spark":
@@ -147,6 +148,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
             write_outputs(result, work)
             if after:
                 result.after_errors = list(after(result, work))
+            interrupts.check(since)  # an interrupt something swallowed on the way (a query's error) still stops it
             with run_folder.locked(out):
                 run_folder.swap_into_place(work, out, result.run["run_id"])
                 result.out = out

@@ -20,6 +20,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from audit import interrupts
 from audit.errors import UsageError, first_line
 
 VECTOR_MODULE = "--add-modules=jdk.incubator.vector"
@@ -184,6 +185,7 @@ def session(master: str | None = None, conf: dict[str, str] | None = None):
     except Exception as exc:  # py4j and pyspark raise their own classes, none shared
         raise UsageError(f"--engine spark: Spark did not start on {master} ({why(exc)})") from None
     spark.sparkContext.setLogLevel("WARN" if debugging() else "OFF")
+    interrupts.chain()  # the SparkContext's SIGINT handler (it cancels the jobs) replaced the CLI's: both now
     return spark
 
 

@@ -1,0 +1,67 @@
+"""Interrupts this process has seen (Ctrl-C, SIGTERM), remembered for the run to check before it lands.
+
+A signal that arrives while DuckDB runs a query becomes an ordinary error
+(RuntimeError "Query interrupted"): the KeyboardInterrupt is consumed, and a
+library on the way (GX records a failed metric and goes on) may swallow that
+error. materialize.run turns it back into KeyboardInterrupt for the controls'
+own queries; for every other query, the command line's handlers (`install`)
+also count the interrupt here, and `engine.check` calls `check(since)` before a
+run folder is moved into place: an interrupted run never lands as if it were whole.
+A library caller that installs no handler keeps Python's own behaviour.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+_count = 0  # interrupts seen by `handler` (signal handlers run in the main thread, one at a time)
+
+
+def handler(signum, frame) -> None:
+    """The command line's SIGINT and SIGTERM handler: count, then stop as Ctrl-C does."""
+    global _count
+    _count += 1
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Make `handler` the process's SIGINT and SIGTERM handler (the main thread only)."""
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def chain() -> None:
+    """Put `handler` back in front of a SIGINT handler a library installed over it (pyspark's SparkContext
+    cancels its jobs on SIGINT): the interrupt is remembered, then that handler runs. Only where `install`
+    ran, and only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if current is handler or getattr(current, "_audit_chained", False) or not _installed():
+        return
+
+    def chained(signum, frame):
+        global _count
+        _count += 1
+        if callable(current):
+            current(signum, frame)
+        raise KeyboardInterrupt
+
+    chained._audit_chained = True
+    signal.signal(signal.SIGINT, chained)
+
+
+def _installed() -> bool:
+    return signal.getsignal(signal.SIGTERM) is handler
+
+
+def count() -> int:
+    """Interrupts seen so far: a run notes it when it starts, and passes it to `check`."""
+    return _count
+
+
+def check(since: int) -> None:
+    """Raise KeyboardInterrupt if an interrupt arrived after `count()` was `since`, even one something swallowed."""
+    if _count > since:
+        raise KeyboardInterrupt
