@@ -132,6 +132,7 @@ def test_an_interrupted_control_query_stops_the_gx_run(views, monkeypatch):
 
     from duckdb_engine import CursorWrapper
 
+    from audit import progress
     from audit.evaluate import gx_duckdb
     from audit.evaluate.gx_controls import run
 
@@ -151,12 +152,16 @@ def test_an_interrupted_control_query_stops_the_gx_run(views, monkeypatch):
              "NULL AS customer_id, NULL AS event_at, NULL AS due_at, 'x' AS detail FROM population")
     stop = threading.Event()
 
-    def interrupt():
+    def interrupt():  # the slow control's cursor (the last made when it starts), until the run stops
         while not stop.wait(0.5):
-            for raw in list(made):
-                raw.interrupt()
+            made[-1].interrupt()
 
-    threading.Timer(1.0, interrupt).start()
+    class Started(progress.Quiet):  # starts interrupting once the slow control runs (not GX's own set-up queries)
+        def control_started(self, control_id):
+            if control_id == "X-SLOW":
+                threading.Timer(0.5, interrupt).start()
+
+    monkeypatch.setattr(progress, "_current", Started())
     try:
         with pytest.raises(KeyboardInterrupt):
             run(con, [("X-SLOW", slow, {"control_id": "X-SLOW"}), ("X-NEXT", after, {"control_id": "X-NEXT"})],
