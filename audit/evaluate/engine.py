@@ -280,11 +280,15 @@ def _share_columns(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue:
     readers = [(catalogue[cid].tables, sql, catalogue[cid].reads) for cid, sql, _ in planned]
     if ex.contract.holds:  # audit.active_holds
         readers.append(((ex.contract.holds.table,), scope_sql(t, ex.contract), None))
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    size = shared_tables.memory_bytes(limit)
-    budget = int(size * shared_tables.MEMORY_SHARE) if size else None
+    budget = _budget(con, shared_tables.MEMORY_SHARE)
     wanted = shared_tables.columns_read(readers, ex.contract)
     return shared_tables.Copier(con, shared_tables.plan(con, ex, wanted, budget))
+
+
+def _budget(con: duckdb.DuckDBPyConnection, share: float) -> int | None:
+    """`share` of DuckDB's memory limit in bytes (None when the limit is not a size)."""
+    size = shared_tables.memory_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    return int(size * share) if size else None
 
 
 def _kept(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue: dict[str, Control],
@@ -293,9 +297,7 @@ def _kept(con: duckdb.DuckDBPyConnection, ex: export.Export, catalogue: dict[str
     wanted = [(cid, report_columns(catalogue[cid]), catalogue[cid].tables) for cid, _, _ in planned]
     if not any(cols for _, cols, _ in wanted):
         return {}
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    size = shared_tables.memory_bytes(limit)
-    budget = int(size * shared_tables.KEEP_SHARE) if size else None
+    budget = _budget(con, shared_tables.KEEP_SHARE)
     rows = {}
     for table in sorted({t for _, cols, tables in wanted if cols for t in tables}):
         if ex.present(table) and table not in ex.bad_tables:
