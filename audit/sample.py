@@ -224,10 +224,10 @@ def _macros(con, seed: int, A: datetime, n: dict[str, int]) -> None:
         f"pk(i, s, m) AS CAST(hash(i, s, {seed}) % CAST(m AS UBIGINT) AS BIGINT)",
         f"uf(i, s) AS CAST(hash(i, s, {seed}) >> 11 AS DOUBLE) / 9007199254740992.0",
         f"secs_ago(x) AS {a} - to_seconds(CAST(x AS BIGINT))",
-        "cust_id(c) AS 'CUST-' || lpad(CAST(c AS VARCHAR), 5, '0')",
-        "acc_id(x) AS 'A-' || lpad(CAST(x AS VARCHAR), 8, '0')",
-        "vis_id(x) AS 'V-' || lpad(CAST(x AS VARCHAR), 9, '0')",
-        "eng_id(x) AS 'E-' || lpad(CAST(x AS VARCHAR), 10, '0')",
+        "cust_id(c) AS 'CUST-' || printf('%05d', c)",
+        "acc_id(x) AS 'A-' || printf('%08d', x)",
+        "vis_id(x) AS 'V-' || printf('%09d', x)",
+        "eng_id(x) AS 'E-' || printf('%010d', x)",
         # A customer's contractual retention override for communications (NULL = 365 d).
         "ret_days(c) AS CASE c % 10 WHEN 3 THEN 180 WHEN 5 THEN 400 WHEN 7 THEN 730 END",
         "win_days(c) AS least(coalesce(ret_days(c), 365), 380)",
@@ -298,7 +298,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
                     ELSE a_email(i) END AS email,
                CASE WHEN fate < 2 THEN NULL
                     ELSE '+1 ' || CAST(200 + pk(i, 'a.p1', 700) AS VARCHAR) || '-555-0' ||
-                         lpad(CAST(pk(i, 'a.p2', 1000) AS VARCHAR), 3, '0') END AS phone,
+                         printf('%03d', pk(i, 'a.p2', 1000)) END AS phone,
                CASE WHEN fate < 2 THEN NULL
                     ELSE CAST(1 + pk(i, 'a.no', 200) AS VARCHAR) || ' ' ||
                          ({_sql_list(STREETS)})[1 + pk(i, 'a.st', {len(STREETS)})] || ', ' ||
@@ -346,14 +346,14 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
               FROM c),
         f AS (SELECT *, coalesce(ret_days(cu), 365) AS r FROM d),
         g AS (SELECT *, created < {a} - to_seconds((r - 2) * {DAY}) AS old, pk(i, 'c.fate', 5) AS fate FROM f)
-        SELECT 'C-' || lpad(CAST(i AS VARCHAR), 10, '0') AS comm_id, eng_id(e) AS engagement_id,
+        SELECT 'C-' || printf('%010d', i) AS comm_id, eng_id(e) AS engagement_id,
                cust_id(cu) AS customer_id, vis_id(v) AS visitor_id,
                CASE WHEN ch >= 18 THEN 'email' WHEN ch BETWEEN 10 AND 13 THEN 'message' ELSE 'chat' END AS kind,
                created AS created_at,
                CASE WHEN old AND fate >= 3 THEN '[message removed]'
                     WHEN pk(i, 'c.pii', 12) = 0 THEN 'Please reply to ' || v_email(v) || ', thanks.'
                     WHEN pk(i, 'c.pii', 12) = 1 THEN 'You can call me back on +1 415-555-0' ||
-                         lpad(CAST(pk(i, 'c.ph', 1000) AS VARCHAR), 3, '0') || '.'
+                         printf('%03d', pk(i, 'c.ph', 1000)) || '.'
                     ELSE ({_sql_list(GREETINGS)})[1 + pk(i, 'c.g', {len(GREETINGS)})] || ' ' ||
                          ({_sql_list(PHRASES)})[1 + pk(i, 'c.b', {len(PHRASES)})] END AS body,
                CASE WHEN old AND fate < 3 THEN created + to_seconds((r - 2 - pk(i, 'c.del', 10)) * {DAY}) END AS deleted_at,
@@ -366,7 +366,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         WITH b AS (SELECT i, pk(i, 's.eng', {ne}) AS e FROM {rng}),
         c AS (SELECT *, e_vis(e) AS v FROM b),
         d AS (SELECT *, e_start(e, v) + to_seconds(1800 + pk(i, 's.off', 3600)) AS sub FROM c)
-        SELECT 'S-' || lpad(CAST(i AS VARCHAR), 9, '0') AS response_id, eng_id(e) AS engagement_id,
+        SELECT 'S-' || printf('%09d', i) AS response_id, eng_id(e) AS engagement_id,
                cust_id(v % {nc}) AS customer_id, vis_id(v) AS visitor_id, sub AS submitted_at,
                '{{"nps": ' || CAST(pk(i, 's.nps', 11) AS VARCHAR) || ', "resolved": ' ||
                CASE WHEN pk(i, 's.res', 4) = 0 THEN 'false' ELSE 'true' END || '}}' AS answers,
@@ -380,12 +380,12 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         WITH b AS (SELECT i, pk(i, 'cb.eng', {ne}) AS e, pk(i, 'cb.t', 3) AS ty FROM {rng}),
         c AS (SELECT *, e_vis(e) AS v FROM b),
         d AS (SELECT *, e_start(e, v) + to_seconds(60 + pk(i, 'cb.off', 1800)) AS st FROM c)
-        SELECT 'CB-' || lpad(CAST(i AS VARCHAR), 9, '0') AS artifact_id, eng_id(e) AS engagement_id,
+        SELECT 'CB-' || printf('%09d', i) AS artifact_id, eng_id(e) AS engagement_id,
                cust_id(v % {nc}) AS customer_id,
                (['dom_snapshot', 'cursor_trail', 'annotation'])[1 + ty] AS artifact_type,
                (['text/html', 'application/json', 'text/plain'])[1 + ty] AS content_type,
                's3://cobrowse-artifacts/' || cust_id(v % {nc}) || '/' || 'CB-' ||
-               lpad(CAST(i AS VARCHAR), 9, '0') || (['.html', '.json', '.txt'])[1 + ty] AS storage_uri,
+               printf('%09d', i) || (['.html', '.json', '.txt'])[1 + ty] AS storage_uri,
                st AS stored_at,
                CASE WHEN st < {a} - INTERVAL 28 DAY THEN st + to_seconds({DAY} + pk(i, 'cb.del', {26 * DAY})) END AS deleted_at
         FROM d"""
@@ -396,7 +396,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         WITH b AS (SELECT i, pk(i, 'l.c', {nc}) AS c, pk(i, 'l.old', 10) = 0 AS old FROM {rng}),
         d AS (SELECT *, CASE WHEN old THEN secs_ago({100 * DAY} + pk(i, 'l.t', {300 * DAY}))
                              ELSE secs_ago(pk(i, 'l.t', {87 * DAY})) END AS lt FROM b)
-        SELECT 'L-' || lpad(CAST(i AS VARCHAR), 10, '0') AS log_id, lt AS logged_at,
+        SELECT 'L-' || printf('%010d', i) AS log_id, lt AS logged_at,
                cust_id(c) AS customer_id,
                CASE WHEN pk(i, 'l.ak', 3) = 0 THEN acc_id(acct_of(c, i, 'l.a')) END AS account_id,
                CASE WHEN pk(i, 'l.vk', 2) = 0 THEN vis_id(vis_of(c, i, 'l.v')) END AS visitor_id,
@@ -409,7 +409,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
 
     if table == "usage_stats":
         return f"""
-        SELECT 'U-' || lpad(CAST(i AS VARCHAR), 10, '0') AS stat_id,
+        SELECT 'U-' || printf('%010d', i) AS stat_id,
                CAST(CAST({a} AS DATE) - CAST(pk(i, 'u.d', 730) AS INTEGER) AS TIMESTAMP) AS stat_date,
                cust_id(pk(i, 'u.c', {nc})) AS customer_id,
                ({_sql_list(METRICS)})[1 + pk(i, 'u.m', {len(METRICS)})] AS metric,
@@ -425,7 +425,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         WITH b AS (SELECT i, i % {nc} AS c, pk(i, 'inv.old', 10) = 0 AS old FROM {rng}),
         d AS (SELECT *, CASE WHEN old THEN {a} - to_days(CAST(3700 + pk(i, 'inv.t', 700) AS INTEGER))
                              ELSE {a} - to_days(CAST(1 + pk(i, 'inv.t', 3460) AS INTEGER)) END AS iss FROM b)
-        SELECT 'INV-' || lpad(CAST(i AS VARCHAR), 8, '0') AS invoice_id, cust_id(c) AS customer_id,
+        SELECT 'INV-' || printf('%08d', i) AS invoice_id, cust_id(c) AS customer_id,
                acc_id(acct_of(c, i, 'inv.a')) AS account_id, iss AS issued_at,
                round(49 + uf(i, 'inv.amt') * 4950, 2) AS amount,
                (['EUR', 'EUR', 'USD', 'GBP'])[1 + pk(i, 'inv.cur', 4)] AS currency,
@@ -434,7 +434,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
 
     if table == "marketing_consents":
         return f"""
-        SELECT 'MC-' || lpad(CAST(i AS VARCHAR), 8, '0') AS consent_id,
+        SELECT 'MC-' || printf('%08d', i) AS consent_id,
                CASE WHEN i % 29 = 0 THEN upper(m_email(i)) ELSE m_email(i) END AS email,
                'consent' AS basis,
                mc_granted(i) AS granted_at, mc_withdrawn(i) AS withdrawn_at
@@ -446,7 +446,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         return f"""
         WITH b AS (SELECT i, pk(i, 'me.r', {nr}) AS r FROM {rng}),
         c AS (SELECT *, mc_granted(r) AS g, coalesce(mc_withdrawn(r), {a}) AS en FROM b)
-        SELECT 'M-' || lpad(CAST(i AS VARCHAR), 9, '0') AS message_id,
+        SELECT 'M-' || printf('%09d', i) AS message_id,
                CASE WHEN i % 31 = 0 THEN '  ' || upper(m_email(r)) || ' ' ELSE m_email(r) END AS email,
                ({_sql_list(CAMPAIGNS)})[1 + pk(i, 'me.c', {len(CAMPAIGNS)})] AS campaign,
                g + to_seconds({DAY} + pk(i, 'me.t', CAST(epoch(en) - epoch(g) AS BIGINT) - {2 * DAY})) AS sent_at,
@@ -465,7 +465,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
                              WHEN k >= 4 THEN (['access', 'limit_use', 'limit_disclosure', 'correct'])[1 + ty]
                              ELSE (['access', 'correct', 'limit_use', 'limit_disclosure'])[1 + ty] END AS rtype
               FROM c)
-        SELECT 'PR-' || lpad(CAST(i AS VARCHAR), 8, '0') AS request_id,
+        SELECT 'PR-' || printf('%08d', i) AS request_id,
                CASE WHEN k >= 8 THEN 'former.user' || CAST(i AS VARCHAR) || '@example.net'
                     WHEN k >= 4 THEN v_email(vx) ELSE a_email(ax) END AS subject_email,
                CASE WHEN k < 4 THEN acc_id(ax) END AS account_id,
@@ -483,7 +483,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         return f"""
         WITH b AS (SELECT i, secs_ago({DAY} + pk(i, 'cp.t', {700 * DAY})) AS rec FROM {rng}),
         c AS (SELECT *, rec + to_seconds(3600 + pk(i, 'cp.r', {43 * DAY})) AS resp FROM b)
-        SELECT 'CP-' || lpad(CAST(i AS VARCHAR), 7, '0') AS complaint_id, rec AS received_at,
+        SELECT 'CP-' || printf('%07d', i) AS complaint_id, rec AS received_at,
                CASE WHEN resp <= {a} THEN resp END AS responded_at,
                CAST(0 AS DECIMAL(12,2)) AS fee_charged,
                ({_sql_list(REGIONS_W)})[1 + pk(i, 'cp.rg', {len(REGIONS_W)})] AS region
@@ -515,7 +515,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
         d AS (SELECT *, greatest(secs_ago({DAY} + pk(i, 'x.t', {700 * DAY})), signed + INTERVAL 1 DAY,
                                  CASE WHEN mech = 'dpf' THEN TIMESTAMP '2023-07-11 00:00:00' ELSE signed END) AS tt
               FROM c)
-        SELECT 'X-' || lpad(CAST(i AS VARCHAR), 8, '0') AS transfer_id, pid AS processor_id,
+        SELECT 'X-' || printf('%08d', i) AS transfer_id, pid AS processor_id,
                items[1 + pk(i, 'x.c', len(items))] AS data_category,
                (['EU', 'EU', 'EU', 'EU', 'EU', 'EU', 'EU', 'UK', 'UK', 'US'])[1 + pk(i, 'x.s', 10)] AS source_region,
                country AS destination_country, tt AS transferred_at,
@@ -535,8 +535,8 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
     if table == "legal_holds":
         ncomm = n["communications"]
         return f"""
-        SELECT 'H-' || lpad(CAST(i AS VARCHAR), 6, '0') AS hold_id, 'communications' AS table_name,
-               'C-' || lpad(CAST(pk(i, 'lh.r', {ncomm}) AS VARCHAR), 10, '0') AS record_id,
+        SELECT 'H-' || printf('%06d', i) AS hold_id, 'communications' AS table_name,
+               'C-' || printf('%010d', pk(i, 'lh.r', {ncomm})) AS record_id,
                (['litigation: case 2024-118', 'regulator inquiry', 'internal investigation'])[1 + pk(i, 'lh.why', 3)] AS reason,
                secs_ago({30 * DAY} + pk(i, 'lh.p', {300 * DAY})) AS placed_at,
                CASE WHEN pk(i, 'lh.rel', 2) = 0 THEN secs_ago(pk(i, 'lh.q', {20 * DAY})) END AS released_at
@@ -550,7 +550,7 @@ def _bg_sql(table: str, lo: int, hi: int, n: dict[str, int], A: datetime) -> str
                         CASE WHEN r >= 8 THEN (['invoices', 'accounts'])[1 + pk(i, 'al.t', 2)]
                              ELSE ({_sql_list(ACCESS_TABLES)})[1 + pk(i, 'al.t', {len(ACCESS_TABLES)})] END AS tbl
               FROM b)
-        SELECT 'AL-' || lpad(CAST(i AS VARCHAR), 10, '0') AS access_id,
+        SELECT 'AL-' || printf('%010d', i) AS access_id,
                secs_ago(pk(i, 'al.when', {700 * DAY})) AS accessed_at,
                CASE WHEN role = 'system' THEN (['svc-retention', 'svc-export', 'svc-indexer'])[1 + pk(i, 'al.s', 3)]
                     ELSE ({_sql_list(ACTORS)})[1 + pk(i, 'al.a', {len(ACTORS)})] END AS actor,

@@ -162,3 +162,10 @@ def test_default_pack_loads_clean_and_quotes_its_clauses():
     for cid, control in pack.catalogue.items():
         first = next(cl for cl in pack.clauses if cid in cl.controls)
         assert (control.section, control.quote) == (first.section, first.quote)
+
+
+def test_a_macro_the_template_defines_is_not_a_parameter():
+    from audit.pack.render import placeholders
+    sql = ("{%- macro rows(t) -%}SELECT {{ t.key }} FROM {{ t.name }} WHERE n > {{ limits.rows }}{%- endmacro -%}\n"
+           "{% for t in contract.keyed %}{{ rows(t) }}{% endfor %} {{ days }}")
+    assert placeholders(sql) == ["days", "limits.rows"]

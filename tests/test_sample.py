@@ -207,3 +207,15 @@ def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         generate(tmp_path / "y", as_of="yesterday")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_generated_keys_are_padded_never_cut():
+    """lpad cuts a longer value to its width: at 10^9 rows the 200,003 customers became 10,000 keys 'CUST-1xxxx'
+    appearing 11 times each (DQ-01 found 10,008 duplicates where 8 were planted). Keys only grow."""
+    from datetime import datetime
+
+    from audit.sample import _macros
+    con = duckdb.connect()
+    _macros(con, 7, datetime(2026, 9, 30), dict.fromkeys(("customers", "visitors", "accounts", "communications", "engagements", "marketing_consents"), 10))
+    assert con.execute("SELECT cust_id(7), cust_id(123456), acc_id(1234567890), eng_id(12345678901)").fetchone() == (
+        "CUST-00007", "CUST-123456", "A-1234567890", "E-12345678901")

@@ -48,6 +48,7 @@ def placeholders(source: str, local: frozenset[str] = frozenset()) -> list[str]:
     """The pack parameters a template uses, dotted (`patterns.email`); `local` names are the control's own."""
     tree = _ENV.parse(source)
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    assigned |= {m.name for m in tree.find_all(nodes.Macro)}  # a macro the template defines is its own
     skip = BUILTINS | local | assigned
     found: set[str] = set()
 
