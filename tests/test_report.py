@@ -494,3 +494,18 @@ def test_charts_carry_the_report_template_and_leave_plotlys_default_alone():
                                                     "violations": [3]}))
     assert chart.fig.layout.template == pio.templates[charts.TEMPLATE] and pio.templates.default == before
     assert inspect.getsource(charts).count("go.Figure(") == 1  # only in _figure
+
+
+def test_report_html_without_nbconvert_copies_is_the_same_page(rendered_run, tmp_path, monkeypatch):
+    """report.html's exporter skips nbconvert's deep copies and per-preprocessor validation: the same page as with
+    nbconvert's own preprocessing, for the executed notebooks of a real run."""
+    from audit.report import render
+
+    out = rendered_run["out"]
+    notebooks = [out / f"{stem}.ipynb" for stem in REPORT_NOTEBOOKS]
+    run = findings(out)["run"]
+    ours = render.render_html(notebooks, tmp_path / "ours.html", run).read_text(encoding="utf-8")
+    copying = render._exporter(copying=True)
+    monkeypatch.setattr(render, "_exporter", lambda: copying)
+    theirs = render.render_html(notebooks, tmp_path / "theirs.html", run).read_text(encoding="utf-8")
+    assert ours == theirs and 'id="control-WVR-01"' in ours
