@@ -21,6 +21,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from filelock import FileLock
 
 from tests.conftest import SAMPLE, catalogue_ids, findings, report_notebooks, run_audit
@@ -509,3 +511,40 @@ def test_report_html_without_nbconvert_copies_is_the_same_page(rendered_run, tmp
     monkeypatch.setattr(render, "_exporter", lambda: copying)
     theirs = render.render_html(notebooks, tmp_path / "theirs.html", run).read_text(encoding="utf-8")
     assert ours == theirs and 'id="control-WVR-01"' in ours
+
+
+# The histogram as first written: every row binned directly (two passes over the rows). The report's
+# `_histogram` counts by whole unit first; it must give the same bins.
+_REFERENCE_HISTOGRAM = """
+    WITH s AS ({source}),
+    r AS (SELECT greatest((max(x) - least(min(x), 0)) / {bins}, 1.0) AS raw FROM s),
+    w AS (SELECT CASE WHEN raw IS NULL THEN 1
+                      ELSE pow(10, floor(log10(raw))) *
+                           CASE WHEN raw / pow(10, floor(log10(raw))) <= 1 THEN 1
+                                WHEN raw / pow(10, floor(log10(raw))) <= 2 THEN 2
+                                WHEN raw / pow(10, floor(log10(raw))) <= 5 THEN 5 ELSE 10 END
+                 END AS width FROM r)
+    SELECT floor(s.x / w.width) * w.width AS bin_start, floor(s.x / w.width) * w.width + w.width AS bin_end,
+           s.state, count(*) AS records
+    FROM s, w WHERE s.x IS NOT NULL
+    GROUP BY ALL ORDER BY bin_start, state"""
+
+
+@settings(max_examples=150, deadline=None)
+@given(xs=st.lists(st.one_of(st.none(), st.floats(-400, 40000, allow_nan=False)), max_size=60),
+       bins=st.integers(1, 60))
+def test_histogram_in_one_scan_gives_the_bins_of_every_row_binned(xs, bins):
+    import types
+
+    import duckdb
+
+    from audit.report.data import AuditRun
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x DOUBLE, state VARCHAR)")
+    if xs:
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(x, "ab"[i % 2]) for i, x in enumerate(xs)])
+    fake = types.SimpleNamespace(df=lambda sql, params=None: con.execute(sql, params or []).df())
+    ours = AuditRun._histogram(fake, "SELECT x, state FROM t", bins)
+    reference = con.execute(_REFERENCE_HISTOGRAM.format(source="SELECT x, state FROM t", bins=bins)).df()
+    assert ours.to_dict("records") == reference.to_dict("records")
