@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +254,54 @@ def test_an_interrupt_something_swallowed_still_stops_the_run(boundary_run, tmp_
     # the next run of the same process is not refused for an interrupt of an earlier one
     engine.check(boundary_run["export"], out, as_of="2026-09-30")
     assert (out / "findings.json").read_bytes() != before
+
+
+def test_spill_dir_holds_duckdbs_spill_in_a_folder_of_its_own_removed_after(tmp_path, monkeypatch):
+    from audit.evaluate import engine
+    from audit.read import export as reader
+
+    export = boundary_export.write(tmp_path / "e")
+    spill = tmp_path / "big-disk"
+    spill.mkdir()
+    (spill / "someone-elses.txt").write_text("kept")
+    seen = []
+    connect = reader.connect
+
+    def spy(temp_dir=None, memory_limit=None):  # the real connection; what DuckDB was told is recorded
+        con = connect(temp_dir=temp_dir, memory_limit=memory_limit)
+        seen.append(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        return con
+
+    monkeypatch.setattr(reader, "connect", spy)
+    result = engine.check(export, tmp_path / "out", as_of=boundary_export.AS_OF, spill_dir=spill)
+    assert result.out == tmp_path / "out" and (tmp_path / "out" / "findings.json").is_file()
+    assert len(seen) == 1 and Path(seen[0]).parent == spill and Path(seen[0]).name.startswith(".audit-spill-")
+    assert sorted(p.name for p in spill.iterdir()) == ["someone-elses.txt"]  # its own folder gone, nothing else
+
+
+@pytest.mark.parametrize("where, said", [("export", "inside the export folder"), ("out", "inside --out"),
+                                         ("missing", "does not exist")])
+def test_a_spill_dir_in_the_export_or_the_run_folder_is_refused(tmp_path, where, said):
+    export = boundary_export.write(tmp_path / "e")
+    out = tmp_path / "out"
+    if where == "out":  # an earlier run folder, given again as --out, and its gx/ folder as --spill-dir
+        assert run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", out,
+                         "--ledger", "-").returncode == 0
+    spill = {"export": export / "tmp", "out": out / "gx", "missing": tmp_path / "nowhere"}[where]
+    if where == "export":
+        spill.mkdir()
+    kept = sorted(str(p.relative_to(tmp_path)) for p in out.rglob("*")) if out.exists() else []
+    before = sorted(str(p.relative_to(export)) for p in export.rglob("*"))
+    proc = run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", out,
+                     "--spill-dir", spill, "--ledger", "-")
+    assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(str(p.relative_to(export)) for p in export.rglob("*")) == before
+    assert (sorted(str(p.relative_to(tmp_path)) for p in out.rglob("*")) if out.exists() else []) == kept
+
+
+def test_spill_dir_with_the_spark_engine_says_where_spark_spills(tmp_path):
+    export = boundary_export.write(tmp_path / "e")
+    proc = run_audit("check", "--exports", export, "--as-of", boundary_export.AS_OF, "--out", tmp_path / "out",
+                     "--engine", "spark", "--spill-dir", tmp_path, "--ledger", "-")
+    assert proc.returncode == 2 and "spark.local.dir" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -181,13 +181,24 @@ def memory_limit_option(ctx, param, value: str | None) -> str | None:
                              f"or a share of RAM (e.g. 50%)")
 
 
+def duckdb_options(fn):
+    """DuckDB's resources, shared by `check` and `run`: its memory limit and where what does not fit spills."""
+    fn = click.option("--spill-dir", "spill_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                      default=None, envvar="AUDIT_SPILL_DIR",
+                      help="Folder where DuckDB writes what does not fit in --memory-limit, e.g. a larger disk "
+                           "(default: inside the run folder being written; a 10^9-row export may need tens "
+                           "of GB). The run's own subfolder there is removed when it ends.")(fn)
+    fn = click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE", callback=memory_limit_option,
+                      help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
+                           "what does not fit spills to disk (--spill-dir).")(fn)
+    return fn
+
+
 @cli.command()
 @check_options
-@click.option("--memory-limit", "memory_limit", default=None, metavar="SIZE", callback=memory_limit_option,
-              help="DuckDB memory limit, e.g. 6GB, 6GiB or 50% of RAM (default: 25% of RAM); "
-                   "what does not fit spills to disk.")
+@duckdb_options
 def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit, write,
-          memory_limit, engine, spark_master, spark_conf):
+          memory_limit, spill_dir, engine, spark_master, spark_conf):
     """Evaluate every control over an export and write findings.json and violations.csv.
 
     Example:
@@ -203,19 +214,20 @@ def check(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attest
     out, as_of, label = plan_run(out, as_of, period, waivers, policy, attestations)
     result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, memory_limit=memory_limit,
                        ledger=recorded_in(ledger), mapping=mapping, attestations=attestations,
-                       engine=engine, spark_master=spark_master, spark_conf=spark_conf,
+                       engine=engine, spark_master=spark_master, spark_conf=spark_conf, spill_dir=spill_dir,
                        landed=lambda res: (record_run(res, ledger, label), write_landed(res, targets)))
     finish(result, fail_on)
 
 
 @cli.command("run")
 @check_options
+@duckdb_options
 @click.option("--notebooks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of report notebooks (default: the bundled audit/report/notebooks/).")
 @click.option("--pdf", is_flag=True, default=False,
               help="Also print report.pdf beside report.html (A4, through headless Chromium).")
 def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, attestations, period, oscal, junit,
-               write, notebooks, engine, spark_master, spark_conf, pdf):
+               write, memory_limit, spill_dir, notebooks, engine, spark_master, spark_conf, pdf):
     """Do what `check` does, then execute the report notebooks with papermill and render report.html.
 
     The executed notebooks and the self-contained report.html land in --out with the findings.
@@ -241,6 +253,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
     try:
         result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
                            attestations=attestations, engine=engine, spark_master=spark_master, spark_conf=spark_conf,
+                           memory_limit=memory_limit, spill_dir=spill_dir,
                            after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label,
                                                                 pdf=pdf, kernels=kernels),
                            ledger=recorded_in(ledger),

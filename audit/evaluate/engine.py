@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -91,7 +92,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
           after: Callable[[RunResult, Path], list[str]] | None = None, ledger: str | Path | None = None,
           landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None,
           attestations: str | Path | None = None, engine: str = "duckdb",
-          spark_master: str | None = None, spark_conf: dict[str, str] | None = None) -> RunResult:
+          spark_master: str | None = None, spark_conf: dict[str, str] | None = None,
+          spill_dir: str | Path | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
@@ -110,6 +112,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     `engine`: `duckdb`, or `spark` (audit/evaluate/spark_engine.py) on `spark_master` (default local[*]),
     with the Spark settings `spark_conf` (audit/evaluate/spark_session.py `parse_conf`).
     `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
+    `spill_dir`: an existing folder where DuckDB writes what does not fit in its memory limit, in a folder of
+    this run's own that is removed when it ends (default: inside the run folder being written).
     """
     started = dt.datetime.now(dt.timezone.utc)
     since = interrupts.count()
@@ -117,6 +121,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         raise UsageError("--spark-master is the master of --engine spark; add --engine spark")
     if spark_conf and engine != "spark":
         raise UsageError("--spark-conf sets up --engine spark; add --engine spark")
+    if spill_dir is not None and engine != "duckdb":
+        raise UsageError("--spill-dir is where DuckDB spills; Spark's is spark.local.dir (--spark-conf)")
     root = Path(exports)
     if not root.is_dir():
         raise UsageError(f"{exports}: export folder not found")
@@ -130,10 +136,14 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     mapped = mapfile.load_mapping(mapping_file, pack.contract) if mapping_file else None
     out = Path(out)
     run_folder.check_out(out, root, Path(ledger) if ledger else None)
-    work = None
+    if spill_dir is not None:
+        run_folder.check_spill(Path(spill_dir), out, root)
+    work = spill = None
     try:
         work = run_folder.make_work(out)
-        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped, engine, spark_master, spark_conf)
+        spill = Path(tempfile.mkdtemp(prefix=".audit-spill-", dir=spill_dir)) if spill_dir is not None else None
+        result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped, engine, spark_master, spark_conf,
+                           spill)
         if waivers:
             from audit.evaluate.waivers import apply as apply_waivers
 
@@ -162,6 +172,9 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        if spill is not None:  # this run's own folder under --spill-dir, nothing else there
+            shutil.rmtree(spill, ignore_errors=True)
     return result
 
 
@@ -174,7 +187,8 @@ def _why(exc: BaseException) -> str:
 
 def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
               memory_limit: str | None, mapped: mapfile.Mapping | None = None, engine: str = "duckdb",
-              spark_master: str | None = None, spark_conf: dict[str, str] | None = None) -> RunResult:
+              spark_master: str | None = None, spark_conf: dict[str, str] | None = None,
+              spill: Path | None = None) -> RunResult:
     backend = None
     if engine == "spark":  # reads the export and runs the controls on Spark; violations land in DuckDB
         from audit.evaluate.spark_engine import Backend
@@ -182,7 +196,7 @@ def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Contr
         backend = Backend(spark_master, work, spark_conf)
     try:
         with progress.run() as shown:
-            return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown, mapped, backend)
+            return _evaluate_shown(root, t, pack, catalogue, work, memory_limit, shown, mapped, backend, spill)
     finally:
         if backend is not None:
             backend.close()
@@ -190,9 +204,8 @@ def _evaluate(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Contr
 
 def _evaluate_shown(root: Path, t: dt.datetime, pack: Pack, catalogue: dict[str, Control], work: Path,
                     memory_limit: str | None, shown: progress.Quiet, mapped: mapfile.Mapping | None,
-                    backend=None) -> RunResult:
-    spill = work / ".spill"
-    con = export.connect(temp_dir=spill, memory_limit=memory_limit)
+                    backend=None, spill: Path | None = None) -> RunResult:
+    con = export.connect(temp_dir=spill or work / ".spill", memory_limit=memory_limit)
     copier = None
     try:
         shown.stage("loading export")

@@ -205,6 +205,18 @@ def check_out(out: Path, export: Path, ledger: Path | None) -> None:
         raise UsageError(f"{out}: {why}")
 
 
+def check_spill(spill: Path, out: Path, export: Path) -> None:
+    """Refuse a `--spill-dir` that is not a folder, lies inside the export (read-only) or inside `--out`
+    (replaced when the run lands)."""
+    if not spill.is_dir():
+        raise UsageError(f"{spill}: --spill-dir must be an existing folder")
+    s, o, e = spill.resolve(), out.resolve(), export.resolve()
+    if s == e or e in s.parents:
+        raise UsageError(f"{spill}: --spill-dir must not be inside the export folder (exports are read-only)")
+    if s == o or o in s.parents:
+        raise UsageError(f"{spill}: --spill-dir must not be inside --out {out} (the run replaces that folder)")
+
+
 @contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM (main thread only): Ctrl-C then lands after the block, never inside it."""
