@@ -33,8 +33,14 @@ def install() -> None:
 
 def chain() -> None:
     """Put `handler` back in front of a SIGINT handler a library installed over it (pyspark's SparkContext
-    cancels its jobs on SIGINT): the interrupt is remembered, then that handler runs. Only where `install`
-    ran, and only from the main thread."""
+    cancels its jobs on SIGINT): the interrupt is remembered, that handler runs on a thread of its own, and
+    this thread stops as Ctrl-C does. Only where `install` ran, and only from the main thread.
+
+    pyspark's handler calls the JVM over py4j. Run inside the signal handler, it re-entered the py4j
+    connection the interrupted thread was reading ("reentrant call inside BufferedReader"), broke it, and py4j
+    printed its tracebacks; the run then ended on a Py4JError, not as interrupted. py4j gives each thread a
+    connection of its own, so the jobs are cancelled while this thread unwinds.
+    """
     if threading.current_thread() is not threading.main_thread():
         return
     current = signal.getsignal(signal.SIGINT)
@@ -45,11 +51,21 @@ def chain() -> None:
         global _count
         _count += 1
         if callable(current):
-            current(signum, frame)
+            threading.Thread(target=_quietly, args=(current, signum), name="audit-chained-sigint",
+                             daemon=True).start()
         raise KeyboardInterrupt
 
     chained._audit_chained = True
     signal.signal(signal.SIGINT, chained)
+
+
+def _quietly(chained_handler, signum) -> None:
+    """A library's SIGINT handler, off the signal: its own KeyboardInterrupt (pyspark raises one) and its
+    failures (the JVM already stopping) are not this thread's to report; the interrupted thread stops anyway."""
+    try:
+        chained_handler(signum, None)
+    except (KeyboardInterrupt, Exception):  # noqa: BLE001
+        pass
 
 
 def _installed() -> bool:

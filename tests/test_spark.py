@@ -418,3 +418,46 @@ def test_standalone_cluster_gives_identical_findings(standalone_cluster, tmp_pat
     assert not [f for f in out.rglob("*") if f.is_file() and secret.encode() in f.read_bytes()]
     # the executors ran on the worker, not in the driver
     assert any((standalone_cluster["logs"] / "work").glob("app-*/*/stderr"))
+
+
+def test_an_interrupt_while_spark_runs_the_controls_stops_the_run(tmp_path):
+    """SIGINT once Spark is at work (its JVM 40 CPU-s in, of ~120 for the sample: the controls running): the run stops
+    in seconds, exits 2 saying so, lands nothing, and leaves no JVM. pyspark's own SIGINT handler (it cancels
+    the jobs) runs behind audit's, which counts the interrupt (audit/interrupts.py `chain`)."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    from tests.conftest import AUDIT
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*AUDIT, "check", "--engine", "spark", "--exports", str(SAMPLE), "--as-of", AS_OF,
+                             "--out", str(out), "--ledger", "-"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    jvms: dict[int, psutil.Process] = {}
+    busy = 0.0
+    deadline = time.time() + 300
+    while busy < 40 and proc.poll() is None and time.time() < deadline:  # ~1/3 into the run: GX at the controls
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            if child.pid not in jvms and "java" in child.name().lower():
+                jvms[child.pid] = child
+        busy = 0.0
+        for jvm in list(jvms.values()):
+            try:
+                busy += sum(jvm.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.2)
+    assert proc.poll() is None and jvms, "the Spark run ended before it could be interrupted"
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert proc.returncode == 2 and err.strip().splitlines()[-1] == "audit: error: interrupted", err
+    assert took < 60, f"{took:.0f} s from SIGINT to exit"
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+    gone = time.time() + 30
+    while any(j.is_running() and j.status() != psutil.STATUS_ZOMBIE for j in jvms.values()) and time.time() < gone:
+        time.sleep(0.5)
+    assert not any(j.is_running() and j.status() != psutil.STATUS_ZOMBIE for j in jvms.values()), "a JVM was left"

@@ -7,6 +7,7 @@ Library errors become one-line messages here and nowhere else. Exit status:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -388,6 +389,9 @@ def main() -> None:
     stopped: those commands exit straight away instead, output flushed.
     """
     interrupts.install()  # SIGTERM (a scheduler stopping the run) ends it like Ctrl-C; both remembered
+    # The terminal gets audit's own lines only: a library logging through the root logger with no handler
+    # (py4j's `logging.exception`) would make logging configure itself onto stderr, tracebacks included.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         cli.main(prog_name="audit")
     except SystemExit as exc:
