@@ -134,9 +134,11 @@ def _binds(execute: Callable[[str], object], sql: str, keep: list[str]) -> bool:
     evaluation's to raise, with its own words: here it counts as binding.
     """
     try:
-        execute(population_sql(sql, select=", ".join(_q(c) for c in keep)) + "\nLIMIT 0")
+        probe = population_sql(sql, select=", ".join(_q(c) for c in keep)) + "\nLIMIT 0"
     except ValueError:  # no population CTE: plan() says so
         return True
+    try:
+        execute(probe)
     except Exception as exc:  # noqa: BLE001 - only a name that does not bind drops `keep`
         if interrupted(exc):
             raise

@@ -592,7 +592,7 @@ class AuditRun:
         if control_id not in self.feeding("response_time"):
             return pd.DataFrame(columns=["bin_start", "bin_end", "state", "records"]), {"deadline_days": None}
         source = self._response_source(control_id, "response_time")
-        hist = self._histogram(source, bins, width_min=1)
+        hist = self._histogram(source, bins)
         if _has_value(self.pack, control_id, "response_days"):
             deadline = int(self.pack.value(control_id, "response_days"))
         else:
@@ -742,19 +742,17 @@ class AuditRun:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _histogram(self, source: str, bins: int, width_min: float = 1) -> pd.DataFrame:
+    def _histogram(self, source: str, bins: int) -> pd.DataFrame:
         """Counts of `x` in equal bins of a round width, by `state`, all in DuckDB, in one scan of `source`.
 
-        The width is 1, 2 or 5 times a power of ten, at least `width_min` (at least 1), so whole: the rows
-        are first counted by whole unit and state (their exact least and greatest `x` kept for the width),
-        and those few counts are binned, as floor(floor(x) / w) = floor(x / w) for a whole w.
+        The width is 1, 2 or 5 times a power of ten, at least 1 (days), so whole: the rows are first counted
+        by whole unit and state (their exact least and greatest `x` kept for the width), and those few counts
+        are binned, as floor(floor(x) / w) = floor(x / w) for a whole w.
         """
-        if width_min < 1:
-            raise ValueError("width_min: at least 1 (bins of whole units)")
         return self.df(f"""
             WITH g AS (SELECT floor(x) AS unit, state, count(*) AS n, min(x) AS lo, max(x) AS hi
                        FROM ({source}) AS s WHERE x IS NOT NULL GROUP BY ALL),
-            r AS (SELECT greatest((max(hi) - least(min(lo), 0)) / {int(bins)}, {float(width_min)}) AS raw FROM g),
+            r AS (SELECT greatest((max(hi) - least(min(lo), 0)) / {int(bins)}, 1.0) AS raw FROM g),
             w AS (SELECT CASE WHEN raw IS NULL THEN 1
                               ELSE pow(10, floor(log10(raw))) *
                                    CASE WHEN raw / pow(10, floor(log10(raw))) <= 1 THEN 1

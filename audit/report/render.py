@@ -531,7 +531,7 @@ def merge(notebooks: list[Path]) -> tuple:
     return merged, sections
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def _exporter(copying: bool = False) -> type:
     """nbconvert's HTMLExporter without its last pass, which parses the whole page again with BeautifulSoup.
 
