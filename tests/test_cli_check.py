@@ -305,3 +305,26 @@ def test_spill_dir_with_the_spark_engine_says_where_spark_spills(tmp_path):
                      "--engine", "spark", "--spill-dir", tmp_path, "--ledger", "-")
     assert proc.returncode == 2 and "spark.local.dir" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_evaluated_hook_runs_once_between_the_evaluation_and_the_outputs(boundary_run, tmp_path):
+    """`evaluated()` (where `audit run` starts preparing its report) comes after every control is evaluated and
+    before any output of the run is written; `after` comes once they all are."""
+    from audit.evaluate import engine
+
+    out = tmp_path / "r"
+    seen = []
+
+    def evaluated():
+        work = [p for p in tmp_path.iterdir() if p.name.startswith(".r.")]
+        seen.append(("evaluated", sorted(p.name for w in work for p in w.iterdir())))
+
+    def after(result, folder):
+        seen.append(("after", sorted(p.name for p in folder.iterdir() if p.suffix in (".json", ".duckdb"))))
+        return []
+
+    result = engine.check(boundary_run["export"], out, as_of="2026-09-30", evaluated=evaluated, after=after)
+    assert result.out == out and all(r.status != "not_evaluated" for r in result.controls)
+    assert [s[0] for s in seen] == ["evaluated", "after"]
+    assert not {"findings.json", "run.duckdb", "violations.csv"} & set(seen[0][1])
+    assert seen[1][1] == ["findings.json", "run.duckdb"]

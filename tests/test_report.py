@@ -496,6 +496,19 @@ def test_charts_carry_the_report_template_and_leave_plotlys_default_alone():
                                                     "violations": [3]}))
     assert chart.fig.layout.template == pio.templates[charts.TEMPLATE] and pio.templates.default == before
     assert inspect.getsource(charts).count("go.Figure(") == 1  # only in _figure
+    # the same figure as plotly's own way of giving it the template (validated and copied), and the registered
+    # template, which every chart refers to, is not changed by a chart's layout
+    registered = pio.templates[charts.TEMPLATE].to_plotly_json()
+    import plotly.graph_objects as go
+
+    slow = go.Figure(layout={"template": charts.TEMPLATE})
+    slow.add_bar(x=[1], y=[2])
+    fast = charts._figure()
+    fast.add_bar(x=[1], y=[2])
+    fast.update_layout(title="t", plot_bgcolor="#000")
+    slow.update_layout(title="t", plot_bgcolor="#000")
+    assert json.loads(fast.to_json()) == json.loads(slow.to_json())
+    assert pio.templates[charts.TEMPLATE].to_plotly_json() == registered
 
 
 def test_report_html_without_nbconvert_copies_is_the_same_page(rendered_run, tmp_path, monkeypatch):

@@ -146,3 +146,50 @@ def test_sigterm_while_the_kernels_run_notebooks_stops_them_at_once(export, tmp_
     assert len(list(marks.iterdir())) == kernel_count()  # the queued notebooks never started
     alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
+
+
+def test_an_executed_notebook_is_written_once_and_a_failed_one_with_its_error(tmp_path, monkeypatch):
+    """papermill writes the executed notebook itself once it ran to its end or to a failing cell; the engine's
+    own end-of-run save (notebook_complete) is skipped then, not when the execution stopped on its way
+    (kernel death: only that save keeps the evidence). The writes are counted on papermill's real write_ipynb."""
+    import papermill.engines
+    import papermill.execute
+
+    from audit.report import render
+
+    folder = books(tmp_path / "books", {"ok": ["print('done')"], "bad": ["raise ValueError('no')"]})
+    writes = []
+    real = papermill.execute.write_ipynb
+
+    def counted(nb, path):
+        writes.append(Path(path).name)
+        return real(nb, path)
+
+    monkeypatch.setattr(papermill.execute, "write_ipynb", counted)
+    monkeypatch.setattr(papermill.engines, "write_ipynb", counted)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert render.execute(folder / "ok.ipynb", out / "ok.ipynb", {}, out) is None
+    assert printed(out / "ok.ipynb") == ["done"]
+    assert writes == ["ok.ipynb"]  # the engine's saves before and after the cells are held
+    writes.clear()
+    message = render.execute(folder / "bad.ipynb", out / "bad.ipynb", {}, out)
+    assert message == "report notebook bad.ipynb failed at cell 2: ValueError: no"
+    nb = nbformat.read(out / "bad.ipynb", as_version=4)
+    assert [o["ename"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.get("output_type") == "error"] == ["ValueError"]
+    assert writes == ["bad.ipynb"]  # by papermill, with the error marked
+
+
+def test_a_notebooks_parameters_are_read_again_once_it_changes(tmp_path):
+    """`audit run` reads each notebook's parameters once (prepare(), while run.duckdb is written); an edited
+    notebook is read again."""
+    from audit.report import render
+
+    folder = books(tmp_path / "books", {"a": []})
+    path = folder / "a.ipynb"
+    assert render._declared(path, {"ledger": "L", "period": "P"}) == {}
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].source = PARAMETERS + '\nledger = ""\nperiod = ""  # declared now'
+    nbformat.write(nb, path)
+    assert render._declared(path, {"ledger": "L", "period": "P"}) == {"ledger": "L", "period": "P"}

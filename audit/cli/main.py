@@ -240,7 +240,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
     """
     from audit.cli.ledger import plan_run, record_run, recorded_in
     from audit.evaluate.engine import check as run_check
-    from audit.report.render import ReportKernels, render_run
+    from audit.report.render import ReportKernels, prepare, render_run
 
     from audit.outputs.writers import write_landed
 
@@ -255,6 +255,7 @@ def run_report(exports, as_of, policy, mapping, out, fail_on, ledger, waivers, a
         result = run_check(exports, out, as_of=as_of, policy=policy, waivers=waivers, mapping=mapping,
                            attestations=attestations, engine=engine, spark_master=spark_master, spark_conf=spark_conf,
                            memory_limit=memory_limit, spill_dir=spill_dir,
+                           evaluated=lambda: prepare(notebooks),
                            after=lambda res, folder: render_run(res, folder, notebooks, ledger=ledger, period=label,
                                                                 pdf=pdf, kernels=kernels),
                            ledger=recorded_in(ledger),

@@ -93,7 +93,7 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
           landed: Callable[[RunResult], None] | None = None, mapping: str | Path | None = None,
           attestations: str | Path | None = None, engine: str = "duckdb",
           spark_master: str | None = None, spark_conf: dict[str, str] | None = None,
-          spill_dir: str | Path | None = None) -> RunResult:
+          spill_dir: str | Path | None = None, evaluated: Callable[[], None] | None = None) -> RunResult:
     """Evaluate every control of the pack over an export and write the findings into `out`.
 
     `out` must be absent, empty or an earlier run folder, outside the export
@@ -114,6 +114,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     `attestations`: an attestations file (audit/evaluate/attestations.py), recorded in the run.
     `spill_dir`: an existing folder where DuckDB writes what does not fit in its memory limit, in a folder of
     this run's own that is removed when it ends (default: inside the run folder being written).
+    `evaluated()`: called once the controls are evaluated, before the outputs are written (`audit run` starts
+    preparing its report then, in a thread, while DuckDB writes run.duckdb); it must not raise.
     """
     started = dt.datetime.now(dt.timezone.utc)
     since = interrupts.count()
@@ -155,6 +157,8 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         result.run.update(started_at=_iso(started), finished_at=_iso(dt.datetime.now(dt.timezone.utc)),
                           warnings=cutoff_warnings(as_of, t, result.run.get("manifest")))
         try:
+            if evaluated:
+                evaluated()
             write_outputs(result, work)
             if after:
                 result.after_errors = list(after(result, work))

@@ -196,11 +196,19 @@ def _engine() -> str:
             nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
                              autosave_cell_every=autosave_cell_every)
             nb_man.notebook_start()
+            executed = False
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+                executed = True
             finally:
                 nb_man.cleanup_pbar()
-                nb_man.notebook_complete()
+                # After a whole execution, papermill's execute_notebook writes the notebook itself (~0.1 s for
+                # the report's largest): notebook_complete's save would write the same notebook once more.
+                nb_man.held = executed
+                try:
+                    nb_man.notebook_complete()
+                finally:
+                    nb_man.held = False
             return nb_man.nb
 
         @classmethod
@@ -280,6 +288,12 @@ _WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as 
             "html.interactive_tables()")
 
 
+# After the reset, before each notebook: open the run and close it again, leaving nothing in the namespace.
+# The run's pack (loaded once per kernel, ~0.17 s at the first notebook: audit.pack.loader.load_pack_cached)
+# and run.duckdb's catalogue are then read while this process prepares the notebook, not in its first cell.
+_PRELOAD = "__import__('audit.report', fromlist=['open_run']).open_run('.').close()"
+
+
 # Kernels `audit run` runs its notebooks in: one per core, at most this many. Two cut the report's wall
 # time by ~40% on two cores (benchmarks/results/run-vs-check-two-kernels); each costs its start and imports
 # (~3.5 CPU-s, while the export is checked) and ~0.3 GB.
@@ -349,6 +363,10 @@ class ReportKernel:
                                              store_history=False, timeout=120)
         if reply["content"].get("status") != "ok":
             raise RuntimeError(f"the kernel could not be prepared: {reply['content'].get('ename', '')}")
+        # Not awaited: the kernel opens the run while this process reads and parameterizes the notebook; the
+        # notebook's first cell waits behind it in the kernel's queue. Its reply and output are for no one
+        # (nbclient keeps only the messages of its own requests); what fails here fails again in the notebook.
+        kc.execute(_PRELOAD, silent=True, store_history=False)
 
     async def _reply(self, kc, msg_id: str, timeout: float = 600) -> None:
         """Wait for the reply to `msg_id` (not `wait_for_ready`: it drops the replies it does not want)."""
@@ -404,6 +422,7 @@ class ReportKernels:
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.cancelled = False
+        self.released = False  # the threads were told to stop (`release`)
 
     def warm(self) -> "ReportKernels":
         """Start every kernel and its imports, each on its thread; returns at once.
@@ -459,10 +478,16 @@ class ReportKernels:
             raise failed[0]
         return results
 
+    def release(self) -> None:
+        """Tell each kernel's thread to stop its kernel, without waiting (`close` waits)."""
+        if not self.released:
+            self.released = True
+            for _ in self.threads:
+                self.jobs.put(None)
+
     def close(self) -> None:
         """Stop the kernels (each by its thread) and wait for them a little."""
-        for _ in self.threads:
-            self.jobs.put(None)
+        self.release()
         for thread in self.threads:
             thread.join(timeout=10)
         self.threads = []
@@ -596,15 +621,30 @@ def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] |
     return out
 
 
-def _warm_in_background() -> None:
-    """While the kernels run the notebooks, this process only waits: import and compile what comes after
-    them in a daemon thread. report.html's template and nbformat's schema validator (compiled on first use,
-    ~0.25 s) by rendering an empty page, and the index's modules. Nothing is written; whatever fails here
-    fails again, and is reported, where it is really done."""
-    import threading
+_WARMING: list[threading.Thread] = []  # the one thread of `prepare`, once started
+
+
+def prepare(notebooks: Path | None = None) -> None:
+    """Prepare, in a daemon thread, what this process needs after the check: returns at once, once per process.
+
+    `audit run` calls it once the controls are evaluated (the engine's `evaluated` hook): while DuckDB
+    writes run.duckdb, this process's interpreter lock is free and a core is idle about half the time, and
+    what is done here is then off the report's path. Made during the evaluation instead, the same imports
+    slowed the check more than they saved (benchmarks/results/run-vs-check-two-kernels).
+
+    It reads the report notebooks' parameters (papermill; nbformat compiles its schema validator on first
+    use), compiles report.html's template by rendering an empty page, imports the index's modules and makes
+    a first figure (plotly's validators and the report's template). Nothing is written; whatever fails here
+    fails again, and is reported, where it is really done.
+    """
+    if _WARMING:
+        return
+    sources = report_notebooks(notebooks) if notebooks is None or Path(notebooks).is_dir() else []
 
     def warm():
         try:
+            for source in sources:
+                _parameter_names(source)
             import nbformat
 
             _exporter()(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
@@ -613,13 +653,17 @@ def _warm_in_background() -> None:
                                                                  "errors": []}})
             import plotly.offline  # noqa: F401 - render_html's plotly.js
             import audit.ledger.chain  # noqa: F401 - the index's, after the run lands
-            import audit.report.charts  # noqa: F401
             import audit.report.index  # noqa: F401
             import audit.report.trend  # noqa: F401
+            from audit.report import charts
+
+            charts._figure()  # plotly's validators and the report's template, built on first use (~0.3 s)
         except Exception:  # noqa: BLE001 - render_html and the index say what is wrong
             return
 
-    threading.Thread(target=warm, name="audit-warm", daemon=True).start()
+    thread = threading.Thread(target=warm, name="audit-warm", daemon=True)
+    _WARMING.append(thread)
+    thread.start()
 
 
 def ledger_parameter(ledger) -> str:
@@ -630,14 +674,36 @@ def ledger_parameter(ledger) -> str:
     return str(path) if path.is_file() else ""
 
 
+# One thread at a time reads a notebook for its parameters: the first read compiles nbformat's schema
+# validator (~0.2 s of CPU), which threads starting together would each compile again.
+_NBFORMAT = threading.Lock()
+
+
+_PARAMETERS: dict[tuple, frozenset] = {}  # (notebook path, size, mtime) -> its parameters' names
+
+
+def _parameter_names(notebook: Path) -> frozenset:
+    """The names the notebook's parameters cell declares (papermill's inspection), remembered while the file
+    is unchanged; empty for a notebook that cannot be read (execute() says what is wrong with it)."""
+    try:
+        st = Path(notebook).stat()
+    except OSError:
+        return frozenset()
+    key = (str(Path(notebook).resolve()), st.st_size, st.st_mtime_ns)
+    with _NBFORMAT:
+        if key not in _PARAMETERS:
+            import papermill as pm
+
+            try:
+                _PARAMETERS[key] = frozenset(pm.inspect_notebook(str(notebook)))
+            except Exception:  # noqa: BLE001 - an unreadable notebook fails in execute(), with its one-line message
+                return frozenset()
+        return _PARAMETERS[key]
+
+
 def _declared(notebook: Path, optional: dict) -> dict:
     """The optional parameters the notebook's parameters cell declares (papermill warns about the others)."""
-    import papermill as pm
-
-    try:
-        names = set(pm.inspect_notebook(str(notebook)))
-    except Exception:  # noqa: BLE001 - an unreadable notebook fails in execute(), with its one-line message
-        return {}
+    names = _parameter_names(notebook)
     return {k: v for k, v in optional.items() if k in names}
 
 
@@ -665,26 +731,28 @@ def render_run(result, folder: Path, notebooks: Path | None = None, ledger: str 
     optional = {"ledger": ledger_parameter(ledger), "period": period or ""}
     outputs = [folder / p.name for p in sources]
     kernels = kernels or ReportKernels()
-    _warm_in_background()  # render_html's template and the index's modules, while the kernels work
+    prepare(notebooks)  # done already when `audit run` called it after the evaluation
     try:
-        errors = _execute_in_kernels(sources, outputs, parameters, optional, folder, kernels)
-    except BaseException:  # interrupted, or a notebook could not be written: stop the kernels now
-        _kill(kernels.started)
-        raise
+        try:
+            errors = _execute_in_kernels(sources, outputs, parameters, optional, folder, kernels)
+        except BaseException:  # interrupted, or a notebook could not be written: stop the kernels now
+            _kill(kernels.started)
+            raise
+        kernels.release()  # the kernels stop while report.html is rendered
+        executed = [p for p in outputs if p.is_file()]
+        if executed:
+            try:
+                render_html(executed, folder / REPORT_FILE, run, errors)
+            except OutputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one line for the CLI, the notebooks stay as evidence
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                errors.append(scrub(f"report.html could not be rendered: {type(exc).__name__}: {first}"))
+            else:
+                if pdf:
+                    from audit.report.pdf import print_pdf
+
+                    print_pdf(folder / REPORT_FILE)
     finally:
         kernels.close()
-    executed = [p for p in outputs if p.is_file()]
-    if executed:
-        try:
-            render_html(executed, folder / REPORT_FILE, run, errors)
-        except OutputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one line for the CLI, the notebooks stay as evidence
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            errors.append(scrub(f"report.html could not be rendered: {type(exc).__name__}: {first}"))
-        else:
-            if pdf:
-                from audit.report.pdf import print_pdf
-
-                print_pdf(folder / REPORT_FILE)
     return errors
