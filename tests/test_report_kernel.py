@@ -193,3 +193,50 @@ def test_a_notebooks_parameters_are_read_again_once_it_changes(tmp_path):
     nb.cells[1].source = PARAMETERS + '\nledger = ""\nperiod = ""  # declared now'
     nbformat.write(nb, path)
     assert render._declared(path, {"ledger": "L", "period": "P"}) == {"ledger": "L", "period": "P"}
+
+
+@pytest.mark.slow
+def test_the_kernels_are_forks_of_one_warmed_server_and_die_with_it(tmp_path):
+    """`ReportKernels` forks its kernels from one server process that imported the notebooks' modules
+    (audit/report/forkserver.py): each kernel is the server's child in a process group of its own, starts
+    with pandas and the report's modules already imported, and dies when the server dies (so with `audit run`)."""
+    from audit.report import render
+
+    ensure_kernel()
+    kernels = render.ReportKernels(2).warm()
+    try:
+        probe = ("import json, os, sys\n"
+                 "print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'pgid': os.getpgid(0),"
+                 " 'warm': 'audit.report.charts' in sys.modules}))")
+
+        def job(kernel):
+            kernel.get(tmp_path)
+            reply = kernel._run(kernel.kc.execute_interactive(probe, timeout=60, output_hook=lines.append))
+            assert reply["content"]["status"] == "ok"
+            return kernel.km.provisioner.pid
+
+        lines: list = []
+        pids = kernels.run([job, job])
+        seen = [json.loads(m["content"]["text"]) for m in lines if m["msg_type"] == "stream"]
+        server = kernels.forkserver.process.pid
+        assert {s["pid"] for s in seen} == set(pids) and len(set(pids)) == 2
+        assert all(s["ppid"] == server and s["pgid"] == s["pid"] and s["warm"] for s in seen), seen
+        assert "audit.report.forkserver" in psutil.Process(server).cmdline()
+        psutil.Process(server).kill()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+            time.sleep(0.1)
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    finally:
+        kernels.close()
+
+
+def test_without_a_fork_server_kernels_start_as_before():
+    """A kernel spec that is not `python -m ipykernel_launcher` (or no such spec) starts no server; a launch
+    command the server was not started for is not forked."""
+    from audit.report.forkserver import ForkServer
+
+    assert ForkServer("no-such-kernel-spec").start().process is None
+    server = ForkServer("no-such-kernel-spec").start()
+    assert server.fork(["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "x.json"]) is None

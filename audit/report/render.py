@@ -80,7 +80,7 @@ def _die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
-def _kernel_manager(cwd: Path | None, started: list) -> type:
+def _kernel_manager(cwd: Path | None, started: list, forkserver=None) -> type:
     """A kernel manager class that starts its kernel in `cwd` (None: this process's), over CurveZMQ-encrypted
     sockets when it can.
 
@@ -89,6 +89,8 @@ def _kernel_manager(cwd: Path | None, started: list) -> type:
     The kernel dies with this process (`_die_with_parent`); its log lines
     (`[IPKernelApp] ...`) go nowhere unless AUDIT_DEBUG is set. Every manager
     is appended to `started`, so an interrupted run can kill its kernels.
+    With `forkserver` (audit.report.forkserver), the kernel is a fork of that
+    server when it can be, else started as usual.
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
@@ -112,7 +114,13 @@ def _kernel_manager(cwd: Path | None, started: list) -> type:
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
-            await super()._async_launch_kernel(kernel_cmd, **kw)
+            forked = forkserver.fork(kernel_cmd, kw.get("cwd")) if forkserver is not None else None
+            if forked is None:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+            else:  # what LocalProvisioner.launch_kernel records of the process it starts
+                p = self.provisioner
+                p.process, p.pid, p.pgid, p.cwd = forked, forked.pid, forked.pid, kw.get("cwd", os.getcwd())
+                self._reconcile_connection_info(p.connection_info)
             started.append(self)
 
     return RunFolderKernelManager
@@ -315,9 +323,9 @@ class ReportKernel:
     (`ReportKernels` gives each kernel a thread of its own).
     """
 
-    def __init__(self, started: list | None = None):
+    def __init__(self, started: list | None = None, forkserver=None):
         self.started = started if started is not None else []
-        self.cls = _kernel_manager(None, self.started)
+        self.cls = _kernel_manager(None, self.started, forkserver)
         self.km = None
         self.kc = None  # the kernel's one client: the warm-up, each reset and papermill use it
         self._warming = None  # msg_id of the warm-up request
@@ -412,13 +420,18 @@ class ReportKernels:
     a few kernels share the notebooks and their imports. `audit run` starts
     them (`warm()`) before the check, so that their start and imports overlap
     the check. `run()` hands the notebooks out in report order, each to the
-    next kernel free; each kernel's thread keeps it (its sockets, and the
-    kernel's life: PR_SET_PDEATHSIG follows the thread that forked) until `close()`.
+    next kernel free; each kernel's thread keeps its client (its sockets) until
+    `close()`. The kernels are forks of one server that made their imports once
+    (audit/report/forkserver.py), started in the thread that calls `warm()`: the
+    server dies with that thread (PR_SET_PDEATHSIG), and the kernels with the server.
     """
 
     def __init__(self, count: int | None = None):
+        from audit.report.forkserver import ForkServer
+
         self.started: list = []
-        self.kernels = [ReportKernel(self.started) for _ in range(count or kernel_count())]
+        self.forkserver = ForkServer(KERNEL)  # started by warm(), in the calling thread
+        self.kernels = [ReportKernel(self.started, self.forkserver) for _ in range(count or kernel_count())]
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.cancelled = False
@@ -431,6 +444,9 @@ class ReportKernels:
         for `render_run`: made on a thread during the check, they slowed it more than they saved (measured).
         """
         if not self.threads:
+            # One interpreter imports what the notebooks need; each kernel is a fork of it (~1.1 CPU-s less a
+            # kernel, while the export is checked). It dies with the thread that calls this (the run's).
+            self.forkserver.start(preexec_fn=_die_with_parent())
             for i, kernel in enumerate(self.kernels):
                 thread = threading.Thread(target=self._serve, args=(kernel,), name=f"audit-report-kernel-{i}",
                                           daemon=True)
@@ -491,6 +507,7 @@ class ReportKernels:
         for thread in self.threads:
             thread.join(timeout=10)
         self.threads = []
+        self.forkserver.close()
 
 
 def _execute_in_kernels(sources: list[Path], outputs: list[Path], parameters: dict, optional: dict,
