@@ -461,3 +461,16 @@ def test_an_interrupt_while_spark_runs_the_controls_stops_the_run(tmp_path):
     while any(j.is_running() and j.status() != psutil.STATUS_ZOMBIE for j in jvms.values()) and time.time() < gone:
         time.sleep(0.5)
     assert not any(j.is_running() and j.status() != psutil.STATUS_ZOMBIE for j in jvms.values()), "a JVM was left"
+
+
+def test_a_jvm_that_does_not_start_is_one_line_saying_why(tmp_path):
+    """The JVM's own output goes to a file of its own, not audit's terminal: a JVM that cannot start gives one
+    line, with the JVM's reason (its first line) in it, and nothing else."""
+    proc = run_audit("check", "--engine", "spark", "--exports", SAMPLE, "--as-of", AS_OF, "--out", tmp_path / "run",
+                     "--ledger", "-", "--spark-conf", "spark.driver.memory=3q")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("audit: error: --engine spark: Spark did not start on local[*]")
+    assert "Invalid maximum heap size" in lines[0] and "-Xmx3q" in lines[0]
+    assert not (tmp_path / "run").exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from audit import interrupts
 from audit.errors import UsageError, first_line
+from audit.mask import scrub
 
 VECTOR_MODULE = "--add-modules=jdk.incubator.vector"
 # Spark's default of 200 shuffle partitions turns each small join into 200 tasks;
@@ -170,23 +171,58 @@ def session(master: str | None = None, conf: dict[str, str] | None = None):
             active.conf.set(key, value)
         return active
     cores = os.cpu_count() or 1
-    builder = (SparkSession.builder.master(master).appName("audit")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
+    options = {"spark.master": master, "spark.app.name": "audit",
+               "spark.sql.session.timeZone": "UTC",
+               "spark.ui.enabled": "false",
+               "spark.ui.showConsoleProgress": "false",
                # Violation rows come back as Arrow (DataFrame.toArrow), typed, time zone included.
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+               "spark.sql.execution.arrow.pyspark.enabled": "true"}
     if master.startswith("local"):
-        builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS_PER_CORE * cores))
-    for key, value in conf.items():
+        options["spark.sql.shuffle.partitions"] = str(LOCAL_SHUFFLE_PARTITIONS_PER_CORE * cores)
+    options.update(conf)
+    builder = SparkSession.builder
+    for key, value in options.items():
         builder = builder.config(key, value)
     try:
+        _launch_quietly(options)
         spark = builder.getOrCreate()
+    except UsageError:
+        raise
     except Exception as exc:  # py4j and pyspark raise their own classes, none shared
         raise UsageError(f"--engine spark: Spark did not start on {master} ({why(exc)})") from None
     spark.sparkContext.setLogLevel("WARN" if debugging() else "OFF")
     interrupts.chain()  # the SparkContext's SIGINT handler (it cancels the jobs) replaced the CLI's: both now
     return spark
+
+
+def _launch_quietly(options: dict[str, str]) -> None:
+    """Start pyspark's JVM (its py4j gateway) with its stdout and stderr in an unlinked temporary file, not audit's.
+
+    log4j is silenced (quiet_conf), but the JVM also prints on its own: stack traces of Scala futures
+    rejected while it shuts down after an interrupted run (RejectedExecutionException), after audit's
+    last line. pyspark would start the same JVM for the same options on `getOrCreate` (spark-submit with
+    them as `--conf`); started here first, the session takes it. When it does not start, the JVM's
+    first line says why. AUDIT_DEBUG=1 leaves the JVM on audit's terminal; so does a JVM already running.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if debugging() or SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return
+    log = tempfile.TemporaryFile()  # unlinked: gone when the JVM and audit have both closed it
+    submit = SparkConf(loadDefaults=False)
+    for key, value in options.items():
+        submit.set(key, value)
+    try:
+        gateway = launch_gateway(submit, popen_kwargs={"stdout": log, "stderr": log})
+    except Exception as exc:  # noqa: BLE001 - pyspark's own classes
+        log.seek(0)
+        said = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        log.close()
+        master = options.get("spark.master", "")
+        raise UsageError(f"--engine spark: Spark did not start on {master} ({why(exc)}"
+                         f"{': ' + scrub(said[0][:300]) if said else ''})") from None
+    SparkContext._ensure_initialized(gateway=gateway)
 
 
 def why(exc: BaseException) -> str:
