@@ -303,8 +303,8 @@ _PRELOAD = "__import__('audit.report', fromlist=['open_run']).open_run('.').clos
 
 
 # Kernels `audit run` runs its notebooks in: one per core, at most this many. Two cut the report's wall
-# time by ~40% on two cores (benchmarks/results/run-vs-check-two-kernels); each costs its start and imports
-# (~3.5 CPU-s, while the export is checked) and ~0.3 GB.
+# time by ~40% on two cores (benchmarks/results/run-vs-check-two-kernels); each is a fork of one warmed
+# server (audit/report/forkserver.py: ~0.15 CPU-s a kernel, the server's imports ~0.8 CPU-s once).
 KERNELS_MAX = 2
 
 
