@@ -240,3 +240,46 @@ def test_without_a_fork_server_kernels_start_as_before():
     assert ForkServer("no-such-kernel-spec").start().process is None
     server = ForkServer("no-such-kernel-spec").start()
     assert server.fork(["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "x.json"]) is None
+
+
+def test_a_dead_fork_server_leaves_kernels_to_start_as_before():
+    """A server that died (killed, out of memory) forks nothing: the kernel manager starts the kernel itself."""
+    from audit.report.forkserver import ForkServer
+
+    ensure_kernel()
+    server = ForkServer("audit-workbench").start()
+    try:
+        assert server.process is not None and server.prefix
+        server.process.kill()
+        server.process.wait(timeout=10)
+        assert server.fork([*server.prefix, "-m", "ipykernel_launcher", "-f", "x.json"]) is None
+    finally:
+        server.close()
+
+
+def test_a_failing_preload_does_not_abort_the_notebooks_cells(tmp_path, monkeypatch):
+    """Each kernel opens the run before a notebook without waiting for it; the notebook's first cell queues
+    behind. A preload that fails must not make ipykernel abort the requests queued meanwhile (it does after a
+    failed request that is not silent): here a slow one that fails, then a cell sent at once must still run.
+    The real preload raises nothing in a folder without a run."""
+    import os
+
+    from audit.report import render
+
+    ensure_kernel()
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(render._PRELOAD, {})  # noqa: S102 - no findings.json here: nothing raised
+    finally:
+        os.chdir(here)
+    monkeypatch.setattr(render, "_PRELOAD", "import time\ntime.sleep(1.5)\nraise ValueError('preload failed')")
+    kernels = render.ReportKernels(1).warm()
+    try:
+        def job(kernel):
+            kernel.get(tmp_path)  # sends the slow, failing preload
+            return kernel._run(kernel.kc.execute_interactive("print('cell ran')", timeout=60))["content"]["status"]
+
+        assert kernels.run([job]) == ["ok"]
+    finally:
+        kernels.close()

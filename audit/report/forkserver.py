@@ -199,10 +199,11 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _child(request: dict, server: int) -> None:
+def _child(request: dict, server: int, reply_fd: int) -> None:
     """In the fork: become the kernel `python -m ipykernel_launcher ARGV` would be. Never returns."""
     code = 1
     try:
+        os.close(reply_fd)  # the server's pipe to audit is not the kernel's to hold open
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel's own subprocesses are its to wait for
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setsid()  # its own process group, as jupyter_client's launcher gives a kernel
@@ -231,7 +232,12 @@ def _child(request: dict, server: int) -> None:
 def serve() -> None:
     """The server: warm up, then fork a kernel per request until stdin closes."""
     _die_with_parent()
-    requests, replies = sys.stdin, sys.stdout
+    # The replies go on a descriptor of their own: whatever the imports or the warm-up print goes nowhere.
+    reply_fd = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    requests, replies = sys.stdin, os.fdopen(reply_fd, "w", buffering=1)
     if sys.path and sys.path[0] in ("", os.getcwd()):  # as ipykernel_launcher: not the caller's folder first
         del sys.path[0]
     # What every report notebook imports, and a first figure (audit.report.render._WARM_UP), before any fork.
@@ -259,7 +265,7 @@ def serve() -> None:
             replies.flush()
             continue
         if pid == 0:
-            _child(request, server)
+            _child(request, server, reply_fd)
         replies.write(json.dumps({"pid": pid}) + "\n")
         replies.flush()
 

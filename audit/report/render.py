@@ -100,6 +100,15 @@ def _kernel_manager(cwd: Path | None, started: list, forkserver=None) -> type:
             super().__init__(**kw)
             if zmq.has("curve"):
                 self.transport_encryption = "auto"
+            # Unix sockets of its own, not TCP ports: a port is chosen free, closed, then bound by the kernel,
+            # and a kernel another process starts meanwhile can take it (the client then talks to that one).
+            # Their paths, unique to this manager, are removed when the kernel is shut down.
+            if os.name == "posix":
+                import tempfile
+                import uuid
+
+                self.transport = "ipc"
+                self.ip = os.path.join(tempfile.gettempdir(), f"audit-kernel-{uuid.uuid4().hex[:12]}")
 
         async def _async_pre_start_kernel(self, **kw):
             if cwd is not None:
@@ -299,7 +308,8 @@ _WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as 
 # After the reset, before each notebook: open the run and close it again, leaving nothing in the namespace.
 # The run's pack (loaded once per kernel, ~0.17 s at the first notebook: audit.pack.loader.load_pack_cached)
 # and run.duckdb's catalogue are then read while this process prepares the notebook, not in its first cell.
-_PRELOAD = "__import__('audit.report', fromlist=['open_run']).open_run('.').close()"
+_PRELOAD = ("try:\n    __import__('audit.report', fromlist=['open_run']).open_run('.').close()\n"
+            "except Exception:\n    pass")
 
 
 # Kernels `audit run` runs its notebooks in: one per core, at most this many. Two cut the report's wall
@@ -374,7 +384,10 @@ class ReportKernel:
         # Not awaited: the kernel opens the run while this process reads and parameterizes the notebook; the
         # notebook's first cell waits behind it in the kernel's queue. Its reply and output are for no one
         # (nbclient keeps only the messages of its own requests); what fails here fails again in the notebook.
-        kc.execute(_PRELOAD, silent=True, store_history=False)
+        # It must not fail the cells queued behind it: ipykernel aborts what was queued meanwhile after a
+        # failed request (stop_on_error) unless it was silent. This one is silent, says stop_on_error=False
+        # and catches its own errors besides.
+        kc.execute(_PRELOAD, silent=True, store_history=False, stop_on_error=False)
 
     async def _reply(self, kc, msg_id: str, timeout: float = 600) -> None:
         """Wait for the reply to `msg_id` (not `wait_for_ready`: it drops the replies it does not want)."""
