@@ -283,3 +283,37 @@ def test_a_failing_preload_does_not_abort_the_notebooks_cells(tmp_path, monkeypa
         assert kernels.run([job]) == ["ok"]
     finally:
         kernels.close()
+
+
+def test_a_reset_sent_before_the_clients_subscription_arrives_is_not_lost(tmp_path):
+    """A client subscribes to the kernel's IOPub as it connects, and ZeroMQ drops what the kernel publishes
+    before the subscription reaches it. A warm (forked) kernel answers the warm-up on its shell socket before
+    that can have happened, and the reset's idle status, published meanwhile, was lost: the reset waited for
+    it for 120 s (the fork test above failed so, ~1 run in 3). Here the subscription is withheld for 2 s
+    after the kernel starts; the kernel must be prepared all the same, and run a cell after."""
+    import zmq
+    from jupyter_core.utils import ensure_event_loop
+
+    from audit.report import render
+    from audit.report.forkserver import ForkServer
+
+    ensure_kernel()
+    server = ForkServer(render.KERNEL).start()
+    kernel = render.ReportKernel(forkserver=server)
+    try:
+        kernel.warm()
+        assert kernel.kc is not None and kernel._warming
+        socket = kernel.kc.iopub_channel.socket
+        socket.setsockopt(zmq.UNSUBSCRIBE, b"")  # not yet subscribed, as a client whose subscription is late
+        ensure_event_loop().call_later(2.0, socket.setsockopt, zmq.SUBSCRIBE, b"")
+        started = time.monotonic()
+        kernel.get(tmp_path)
+        assert time.monotonic() - started >= 1.5  # it waited for the subscription
+        out: list = []
+        reply = kernel._run(kernel.kc.execute_interactive("import os; print(os.getcwd())", timeout=30,
+                                                          output_hook=out.append))
+        assert reply["content"]["status"] == "ok"
+        assert [m["content"]["text"].strip() for m in out if m["msg_type"] == "stream"] == [str(tmp_path.resolve())]
+    finally:
+        kernel.close()
+        server.close()

@@ -374,7 +374,8 @@ class ReportKernel:
         kc = self.kc
         if warming:  # the warm-up's reply (its failure is no one's: the notebooks will say)
             await self._reply(kc, warming)
-        elif self._fresh:
+            await self._subscribed(kc)
+        elif self._fresh:  # wait_for_ready sees IOPub too
             await kc.wait_for_ready(timeout=120)
         self._fresh = False
         reply = await kc.execute_interactive(_RESET.format(folder=str(folder)), silent=True,
@@ -404,6 +405,33 @@ class ReportKernel:
                     raise RuntimeError("the kernel died while starting") from None
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the kernel did not answer in {timeout:.0f} s") from None
+
+    async def _subscribed(self, kc, timeout: float = 120) -> None:
+        """Wait until this client's IOPub socket receives what the kernel publishes.
+
+        ZeroMQ drops what a kernel publishes before the client's subscription
+        reaches it (a client connects at once; a new kernel binds its sockets a
+        little later), and a warm kernel answers on its shell socket before
+        that. The reset's output and idle status were then lost, and
+        `execute_interactive` waited for them until its timeout (seen in the
+        fork tests: a reset sent right after a forked kernel's warm-up reply).
+        Any message says the subscription is there (ipykernel's welcome, the
+        warm-up's statuses, or a kernel_info request's, sent while none comes).
+        """
+        import time
+        from queue import Empty
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await kc.get_iopub_msg(timeout=0.25)
+                return
+            except Empty:
+                if not await self.km.is_alive():
+                    raise RuntimeError("the kernel died while starting") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the kernel's output did not arrive in {timeout:.0f} s") from None
+                kc.kernel_info()  # its busy and idle statuses come once the subscription is there
 
     def get(self, folder: Path):
         """The kernel for the next notebook: started (again, after a death), in `folder`, its namespace empty."""
