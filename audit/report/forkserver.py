@@ -13,7 +13,7 @@ only initialises IPython's kernel application.
 A forked kernel is what `python -m ipykernel_launcher -f CONNECTION_FILE ...`
 would start: the same interpreter, arguments, environment (the kernel spec's),
 its own session and process group; it dies with the server (PR_SET_PDEATHSIG),
-which dies with `audit run` (render._die_with_parent). Nothing is forked before
+which dies with `audit run` (lifetime.die_with_parent). Nothing is forked before
 the warm-up is done, and the warm-up starts no thread of ours and opens no
 DuckDB connection, so a fork copies no lock another thread holds.
 
@@ -32,6 +32,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from audit.report.lifetime import die_with_parent
 
 LAUNCHER = "ipykernel_launcher"
 
@@ -99,8 +101,9 @@ class ForkServer:
         self.prefix: list[str] = []
         self._lock = threading.Lock()
 
-    def start(self, preexec_fn=None) -> "ForkServer":
-        """Start the server; without a usable kernel spec (or off Linux) it stays unstarted: `fork` says None."""
+    def start(self) -> "ForkServer":
+        """Start the server, which dies with the calling thread; without a usable kernel spec (or off Linux) it
+        stays unstarted: `fork` says None."""
         if not sys.platform.startswith("linux"):
             return self
         try:
@@ -119,7 +122,7 @@ class ForkServer:
         try:
             self.process = subprocess.Popen(
                 [*argv[:at], "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL if quiet else None, env=env, preexec_fn=preexec_fn, text=True, bufsize=1)
+                stderr=subprocess.DEVNULL if quiet else None, env=env, preexec_fn=die_with_parent(), text=True, bufsize=1)
         except OSError:
             self.process = None
             return self
@@ -193,13 +196,7 @@ def _reap(signum, frame) -> None:
             return
 
 
-def _die_with_parent() -> None:
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _child(request: dict, server: int, reply_fd: int) -> None:
+def _child(request: dict, hook, reply_fd: int) -> None:
     """In the fork: become the kernel `python -m ipykernel_launcher ARGV` would be. Never returns."""
     code = 1
     try:
@@ -207,9 +204,8 @@ def _child(request: dict, server: int, reply_fd: int) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel's own subprocesses are its to wait for
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setsid()  # its own process group, as jupyter_client's launcher gives a kernel
-        _die_with_parent()
-        if os.getppid() != server:  # the server died before the prctl
-            os._exit(1)
+        if hook is not None:
+            hook()  # dies with the server (and exits if the server died already)
         null = os.open(os.devnull, os.O_RDWR)  # the server's pipes are not the kernel's; its stderr is the server's
         os.dup2(null, 0)
         os.dup2(null, 1)
@@ -230,8 +226,8 @@ def _child(request: dict, server: int, reply_fd: int) -> None:
 
 
 def serve() -> None:
-    """The server: warm up, then fork a kernel per request until stdin closes."""
-    _die_with_parent()
+    """The server: warm up, then fork a kernel per request until stdin closes (it dies with `audit run`: the
+    Popen that starts it runs lifetime.die_with_parent)."""
     # The replies go on a descriptor of their own: whatever the imports or the warm-up print goes nowhere.
     reply_fd = os.dup(1)
     null = os.open(os.devnull, os.O_WRONLY)
@@ -252,7 +248,7 @@ def serve() -> None:
     gc.collect()
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
-    server = os.getpid()
+    hook = die_with_parent()  # for each fork: it dies with this server
     for line in requests:
         try:
             request = json.loads(line)
@@ -265,7 +261,7 @@ def serve() -> None:
             replies.flush()
             continue
         if pid == 0:
-            _child(request, server, reply_fd)
+            _child(request, hook, reply_fd)
         replies.write(json.dumps({"pid": pid}) + "\n")
         replies.flush()
 

@@ -12,7 +12,7 @@ print stylesheet (A4, `@page` in report.css).
 Chromium loads nothing from the network: report.html is self-contained, and
 every http(s) or websocket request is failed by the Fetch domain before it
 leaves. It runs with a private temporary profile, dies with this process
-(`_die_with_parent`) and is killed when the print is done, fails or times out.
+(lifetime.die_with_parent) and is killed when the print is done, fails or times out.
 Failures are `OutputError`s of one line: the run then lands nothing.
 """
 
@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from audit.errors import OutputError, first_line
+from audit.report.lifetime import die_with_parent
 
 PDF_FILE = "report.pdf"
 # Debian's package is `chromium`; other systems name the binary after their own package.
@@ -57,12 +58,10 @@ class DevTools:
     def __init__(self, binary: str, profile: Path, deadline: float):
         import websocket
 
-        from audit.report.render import _die_with_parent
-
         self.deadline = deadline
         self.proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, preexec_fn=_die_with_parent())
+                                     start_new_session=True, preexec_fn=die_with_parent())
         self.ws = None
         self._id = 0
         self.events: list[dict] = []

@@ -27,14 +27,13 @@ import functools
 import os
 import queue
 import re
-import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Callable
 
 from audit.errors import OutputError
+from audit.report.lifetime import die_with_parent
 from audit.mask import scrub
 
 KERNEL = "audit-workbench"
@@ -58,35 +57,13 @@ def report_notebooks(folder: Path | None = None) -> list[Path]:
         (p for n, p in found.items() if n not in REPORT_ORDER), key=lambda p: p.name)
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A Popen preexec hook: the kernel gets SIGKILL when the thread that started it ends (Linux only).
-
-    PR_SET_PDEATHSIG follows the *thread* that forked: `audit run` starts its
-    kernel from the thread that runs the whole command, so a kernel outlives
-    that thread only when the whole process was killed.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the prctl: nobody to report to
-            os._exit(1)
-
-    return hook
-
-
 def _kernel_manager(cwd: Path | None, started: list, forkserver=None) -> type:
     """A kernel manager class that starts its kernel in `cwd` (None: this process's), over CurveZMQ-encrypted
     sockets when it can.
 
     papermill's own `cwd=` changes the working directory of this whole process
     while the kernel starts, which is not safe with several notebooks at once.
-    The kernel dies with this process (`_die_with_parent`); its log lines
+    The kernel dies with this process (lifetime.die_with_parent); its log lines
     (`[IPKernelApp] ...`) go nowhere unless AUDIT_DEBUG is set. Every manager
     is appended to `started`, so an interrupted run can kill its kernels.
     With `forkserver` (audit.report.forkserver), the kernel is a fork of that
@@ -113,7 +90,7 @@ def _kernel_manager(cwd: Path | None, started: list, forkserver=None) -> type:
         async def _async_pre_start_kernel(self, **kw):
             if cwd is not None:
                 kw.setdefault("cwd", str(cwd))
-            kw.setdefault("preexec_fn", _die_with_parent())
+            kw.setdefault("preexec_fn", die_with_parent())
             # No IPython history: `ReportKernel` counts cells from 1 again for each notebook, and a history
             # database would refuse the repeated (session, line) by printing an error into the notebook.
             kw["extra_arguments"] = [*kw.get("extra_arguments", []), "--HistoryManager.enabled=False"]
@@ -328,7 +305,7 @@ class ReportKernel:
     Each notebook starts from an empty namespace in the run folder
     (`%reset -f`), so none can lean on another's variables; a kernel that died
     is replaced before the next notebook. The kernel dies with the thread that
-    started it (`_die_with_parent`) and `close()` stops it. All its methods run
+    started it (lifetime.die_with_parent) and `close()` stops it. All its methods run
     on one thread: its client's sockets belong to that thread's event loop
     (`ReportKernels` gives each kernel a thread of its own).
     """
@@ -487,7 +464,7 @@ class ReportKernels:
         if not self.threads:
             # One interpreter imports what the notebooks need; each kernel is a fork of it (~1.1 CPU-s less a
             # kernel, while the export is checked). It dies with the thread that calls this (the run's).
-            self.forkserver.start(preexec_fn=_die_with_parent())
+            self.forkserver.start()
             for i, kernel in enumerate(self.kernels):
                 thread = threading.Thread(target=self._serve, args=(kernel,), name=f"audit-report-kernel-{i}",
                                           daemon=True)
