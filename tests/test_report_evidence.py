@@ -101,6 +101,43 @@ def test_a_table_past_its_embedded_rows_says_how_many_it_shows():
 
 
 @pytest.mark.slow
+def test_a_controls_first_n_violations_are_the_first_n_of_all_and_its_own(rendered_run):  # noqa: F811
+    """`evidence(control, n)` reads every control's first n in one query and slices it: each control gets its own
+    rows only, in the same order whatever n, with the personal data of that record beside it; asking for
+    another n reads again."""
+    from audit.report import open_run
+    from audit.report.html import EMBEDDED_VIOLATIONS
+
+    out = rendered_run["out"]
+    rows = _csv(out)
+    run = open_run(out)
+    try:
+        full = {cid: run.evidence(cid, n=EMBEDDED_VIOLATIONS) for cid in run.control_ids}
+        checked = 0
+        for cid in run.control_ids:
+            # the run's violations hold waived rows when a waivers file names them (a waiver_id), else not
+            waived = "waiver_id" in full[cid].columns
+            mine = [(r["table_name"], r["record_id"]) for r in rows
+                    if r["control_id"] == cid and (waived or not r.get("waiver_id"))]
+            assert sorted(zip(full[cid].table_name, full[cid].record_id)) == sorted(mine[:EMBEDDED_VIOLATIONS]), cid
+            assert "control_id" not in full[cid].columns
+            for n in (1, 2, 3):
+                first = run.evidence(cid, n=n)
+                pd.testing.assert_frame_equal(first, full[cid].head(n).reset_index(drop=True), check_dtype=False)
+                checked += len(first)
+            assert run.evidence(cid, n=EMBEDDED_VIOLATIONS).equals(full[cid])
+        assert checked > 2 * len(run.control_ids)  # most controls have more than one violation to order
+        personal = dict(((t, r), p) for t, r, p in run.con.execute(
+            "SELECT table_name, record_id, personal_data_masked FROM audit.evidence").fetchall())
+        assert any(personal.values())
+        for cid, frame in full.items():
+            for t, r, p in zip(frame.table_name, frame.record_id, frame.personal_data_masked):
+                assert p == personal.get((t, r), ""), (cid, t, r)
+    finally:
+        run.close()
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium package is not installed")
 def test_tables_sort_search_and_page_offline_in_chromium(rendered_run, chromium):  # noqa: F811
     from audit.report.html import PAGE_ROWS

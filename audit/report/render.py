@@ -591,6 +591,17 @@ def merge(notebooks: list[Path]) -> tuple:
     return merged, sections
 
 
+_EXPORTER_LOCK = threading.Lock()  # one page at a time through the one exporter (`prepare` warms it in a thread)
+
+
+@functools.cache
+def _report_exporter():
+    """The exporter of report.html, made once per process: its Jinja environment keeps the compiled templates
+    (a new exporter compiles them again, ~0.1 s). Used under _EXPORTER_LOCK."""
+    return _exporter()(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
+                       exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
+
+
 @functools.cache
 def _exporter(copying: bool = False) -> type:
     """nbconvert's HTMLExporter without its last pass, which parses the whole page again with BeautifulSoup.
@@ -641,11 +652,10 @@ def render_html(notebooks: list[Path], out: Path, run: dict, errors: list[str] |
     merged, sections = merge(notebooks)
     as_of = str(run.get("as_of", ""))[:10]
     merged.metadata["title"] = f"Privacy compliance audit as of {as_of}" if as_of else "Privacy compliance audit"
-    exporter = _exporter()(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
     resources = {"audit": {"sections": sections, "plotly_js": get_plotlyjs(), "run": run,
                            "errors": list(errors or [])}}
-    body, _ = exporter.from_notebook_node(merged, resources=resources)
+    with _EXPORTER_LOCK:
+        body, _ = _report_exporter().from_notebook_node(merged, resources=resources)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         tmp.write_text(body, encoding="utf-8")
@@ -682,10 +692,10 @@ def prepare(notebooks: Path | None = None) -> None:
                 _parameter_names(source)
             import nbformat
 
-            _exporter()(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
-                        exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(
-                nbformat.v4.new_notebook(), resources={"audit": {"sections": [], "plotly_js": "", "run": {},
-                                                                 "errors": []}})
+            with _EXPORTER_LOCK:
+                _report_exporter().from_notebook_node(
+                    nbformat.v4.new_notebook(), resources={"audit": {"sections": [], "plotly_js": "", "run": {},
+                                                                     "errors": []}})
             import plotly.offline  # noqa: F401 - render_html's plotly.js
             import audit.ledger.chain  # noqa: F401 - the index's, after the run lands
             import audit.report.index  # noqa: F401
