@@ -317,3 +317,30 @@ def test_a_reset_sent_before_the_clients_subscription_arrives_is_not_lost(tmp_pa
     finally:
         kernel.close()
         server.close()
+
+
+def test_a_killed_runs_kernel_sockets_are_swept_and_nothing_else(tmp_path):
+    """A run killed outright leaves its kernels' Unix socket files in the temporary folder; the next run removes
+    those nothing listens on. A live kernel's sockets, files that are not sockets, and other names stay."""
+    import socket
+
+    from audit.report.render import SOCKET_PREFIX, sweep_stale_sockets
+
+    stale = f"{SOCKET_PREFIX}0123456789ab-1"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(tmp_path / stale))  # closed without unlinking: what a killed kernel leaves
+    live = f"{SOCKET_PREFIX}0123456789ab-2"
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(tmp_path / live))
+    listening.listen(1)
+    plain = f"{SOCKET_PREFIX}0123456789ab-3"
+    (tmp_path / plain).write_text("not a socket")
+    other = "audit-kernel-notours-1"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(tmp_path / other))
+    try:
+        assert sweep_stale_sockets(str(tmp_path)) == [stale]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, plain, other])
+    finally:
+        listening.close()
+    assert sweep_stale_sockets(str(tmp_path)) == [live]  # nothing listens on it now

@@ -85,7 +85,7 @@ def _kernel_manager(cwd: Path | None, started: list, forkserver=None) -> type:
                 import uuid
 
                 self.transport = "ipc"
-                self.ip = os.path.join(tempfile.gettempdir(), f"audit-kernel-{uuid.uuid4().hex[:12]}")
+                self.ip = os.path.join(tempfile.gettempdir(), f"{SOCKET_PREFIX}{uuid.uuid4().hex[:12]}")
 
         async def _async_pre_start_kernel(self, **kw):
             if cwd is not None:
@@ -110,6 +110,49 @@ def _kernel_manager(cwd: Path | None, started: list, forkserver=None) -> type:
             started.append(self)
 
     return RunFolderKernelManager
+
+
+SOCKET_PREFIX = "audit-kernel-"  # + 12 hex digits (one kernel manager) + "-1".."-5" (its five sockets)
+_SOCKET_NAME = re.compile(re.escape(SOCKET_PREFIX) + r"[0-9a-f]{12}-[0-9]+")
+
+
+def sweep_stale_sockets(folder: str | None = None) -> list[str]:
+    """Remove the socket files of report kernels that are gone; the names removed.
+
+    A kernel removes its five Unix socket files when it shuts down, but a run
+    killed outright (SIGKILL, the machine's OOM killer) leaves them in the
+    temporary folder. Only files named as our kernel manager names them, that are
+    sockets, owned by this user, and that nothing listens on (connecting is
+    refused) are removed: a kernel of a run still going keeps its own.
+    """
+    import socket
+    import stat
+    import tempfile
+
+    folder = folder or tempfile.gettempdir()
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if _SOCKET_NAME.fullmatch(n)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1)
+                try:
+                    probe.connect(path)
+                    continue  # a live kernel's
+                except ConnectionRefusedError:
+                    pass
+            os.unlink(path)
+            removed.append(name)
+        except OSError:
+            continue
+    return removed
 
 
 def _kill(managers: list) -> None:
@@ -462,6 +505,8 @@ class ReportKernels:
         for `render_run`: made on a thread during the check, they slowed it more than they saved (measured).
         """
         if not self.threads:
+            if os.name == "posix":
+                sweep_stale_sockets()  # what a killed run left (a few ms)
             # One interpreter imports what the notebooks need; each kernel is a fork of it (~1.1 CPU-s less a
             # kernel, while the export is checked). It dies with the thread that calls this (the run's).
             self.forkserver.start()
