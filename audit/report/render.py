@@ -412,19 +412,10 @@ class ReportKernel:
 
     async def _reply(self, kc, msg_id: str, timeout: float = 600) -> None:
         """Wait for the reply to `msg_id` (not `wait_for_ready`: it drops the replies it does not want)."""
-        import time
-        from queue import Empty
+        async def replied() -> bool:
+            return (await kc.get_shell_msg(timeout=1))["parent_header"].get("msg_id") == msg_id
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if (await kc.get_shell_msg(timeout=1))["parent_header"].get("msg_id") == msg_id:
-                    return
-            except Empty:
-                if not await self.km.is_alive():
-                    raise RuntimeError("the kernel died while starting") from None
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the kernel did not answer in {timeout:.0f} s") from None
+        await self._until(replied, f"the kernel did not answer in {timeout:.0f} s", timeout)
 
     async def _subscribed(self, kc, timeout: float = 120) -> None:
         """Wait until this client's IOPub socket receives what the kernel publishes.
@@ -438,20 +429,31 @@ class ReportKernel:
         Any message says the subscription is there (ipykernel's welcome, the
         warm-up's statuses, or a kernel_info request's, sent while none comes).
         """
+        async def heard() -> bool:
+            await kc.get_iopub_msg(timeout=0.25)
+            return True
+
+        await self._until(heard, f"the kernel's output did not arrive in {timeout:.0f} s", timeout,
+                          meanwhile=kc.kernel_info)  # its busy and idle statuses come once subscribed
+
+    async def _until(self, received, late: str, timeout: float, meanwhile=None) -> None:
+        """Await `received()` until it says True; each time nothing came (queue.Empty), fail if the kernel died
+        or `timeout` passed (TimeoutError `late`), else call `meanwhile`."""
         import time
         from queue import Empty
 
         deadline = time.monotonic() + timeout
         while True:
             try:
-                await kc.get_iopub_msg(timeout=0.25)
-                return
+                if await received():
+                    return
             except Empty:
                 if not await self.km.is_alive():
                     raise RuntimeError("the kernel died while starting") from None
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the kernel's output did not arrive in {timeout:.0f} s") from None
-                kc.kernel_info()  # its busy and idle statuses come once the subscription is there
+                    raise TimeoutError(late) from None
+                if meanwhile is not None:
+                    meanwhile()
 
     def get(self, folder: Path):
         """The kernel for the next notebook: started (again, after a death), in `folder`, its namespace empty."""
