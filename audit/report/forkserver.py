@@ -122,7 +122,8 @@ class ForkServer:
         try:
             self.process = subprocess.Popen(
                 [*argv[:at], "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL if quiet else None, env=env, preexec_fn=die_with_parent(), text=True, bufsize=1)
+                stderr=subprocess.DEVNULL if quiet else None, env=env, preexec_fn=die_with_parent(), text=True,
+                bufsize=1)
         except OSError:
             self.process = None
             return self

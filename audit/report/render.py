@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 from audit.errors import OutputError
-from audit.report.lifetime import die_with_parent
 from audit.mask import scrub
+from audit.report.lifetime import die_with_parent
 
 KERNEL = "audit-workbench"
 # The report's notebooks, in report order; others found in the folder follow, alphabetically.
