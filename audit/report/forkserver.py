@@ -14,8 +14,9 @@ A forked kernel is what `python -m ipykernel_launcher -f CONNECTION_FILE ...`
 would start: the same interpreter, arguments, environment (the kernel spec's),
 its own session and process group; it dies with the server (PR_SET_PDEATHSIG),
 which dies with `audit run` (lifetime.die_with_parent). Nothing is forked before
-the warm-up is done, and the warm-up starts no thread of ours and opens no
-DuckDB connection, so a fork copies no lock another thread holds.
+the warm-up is done (its thread has ended), and the warm-up starts no other
+thread of ours and opens no DuckDB connection, so a fork copies no lock another
+thread holds.
 
 The protocol, one JSON line each way over the server's stdin and stdout:
 `{"argv": [...], "cwd": "..."}` -> `{"pid": N}` (or `{"error": "..."}`). Linux
@@ -226,6 +227,46 @@ def _child(request: dict, hook, reply_fd: int) -> None:
         os._exit(code)
 
 
+WARM_UP_NICE = 10  # the warm-up's thread: CPU the check leaves idle, not the check's own
+
+
+def _warm_up() -> None:
+    """Import and warm up as `audit.report.render._WARM_UP` says, in a thread of its own, at nice WARM_UP_NICE.
+
+    The server starts before the check and imports while it runs (~0.8 CPU-s):
+    at nice 0 it takes a core from DuckDB's threads, and the check is slower by
+    about as much. At a lower priority it runs on what the check leaves idle
+    (GX's Python, run.duckdb's single-threaded parts). Linux's nice is a
+    thread's (setpriority on its thread id), and a fork copies only the thread
+    that forks: the kernels, forked by the main thread, run at the server's own
+    priority, so the report is not slowed once the check is done. A thread
+    cannot raise its priority again without privilege, hence the thread.
+    """
+    def warm() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_UP_NICE)
+        except (AttributeError, OSError):  # not Linux, or not allowed: the warm-up at the server's priority
+            pass
+        import ipykernel.kernelapp  # noqa: F401
+        from audit.report import render
+
+        exec(render._WARM_UP, {})  # noqa: S102 - our own constant
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            warm()
+        except BaseException as exc:  # noqa: BLE001 - raised in the server's main thread, as before
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="audit-warm-up")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
 def serve() -> None:
     """The server: warm up, then fork a kernel per request until stdin closes (it dies with `audit run`: the
     Popen that starts it runs lifetime.die_with_parent)."""
@@ -237,11 +278,9 @@ def serve() -> None:
     requests, replies = sys.stdin, os.fdopen(reply_fd, "w", buffering=1)
     if sys.path and sys.path[0] in ("", os.getcwd()):  # as ipykernel_launcher: not the caller's folder first
         del sys.path[0]
-    # What every report notebook imports, and a first figure (audit.report.render._WARM_UP), before any fork.
-    import ipykernel.kernelapp  # noqa: F401
-    from audit.report import render
-
-    exec(render._WARM_UP, {})  # noqa: S102 - our own constant
+    # What every report notebook imports, and a first figure (audit.report.render._WARM_UP), before any fork:
+    # in a thread of lower priority, which ends before the first fork (`_warm_up`).
+    _warm_up()
     # What the warm-up made stays out of the garbage collector's passes: a collection in a kernel would
     # otherwise touch every inherited object, and copy each page of them from the server (copy on write).
     import gc

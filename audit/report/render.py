@@ -735,27 +735,40 @@ def prepare(notebooks: Path | None = None) -> None:
 
     def warm():
         try:
-            for source in sources:
-                _parameter_names(source)
-            import nbformat
-
-            with _EXPORTER_LOCK:
-                _report_exporter().from_notebook_node(
-                    nbformat.v4.new_notebook(), resources={"audit": {"sections": [], "plotly_js": "", "run": {},
-                                                                     "errors": []}})
-            import plotly.offline  # noqa: F401 - render_html's plotly.js
-            import audit.ledger.chain  # noqa: F401 - the index's, after the run lands
-            import audit.report.index  # noqa: F401
-            import audit.report.trend  # noqa: F401
-            from audit.report import charts
-
-            charts._figure()  # plotly's validators and the report's template, built on first use (~0.3 s)
+            warm_up(sources)
         except Exception:  # noqa: BLE001 - render_html and the index say what is wrong
             return
 
     thread = threading.Thread(target=warm, name="audit-warm", daemon=True)
     _WARMING.append(thread)
     thread.start()
+
+
+# The run record report.html's template reads (resources.audit.run), empty: the warm-up's page.
+_EMPTY_RUN = {"as_of": "", "run_id": "", "input_fingerprint": "", "tool_version": "",
+              "policy": {"name": "", "sha256": ""}}
+
+
+def warm_up(sources: list[Path]) -> None:
+    """What `prepare` does in its thread: read the notebooks' parameters, render an empty page through
+    report.html's exporter (its templates compiled), import the index's modules and make a first figure.
+    Raises what fails (tests: a template that needs a field of the run the empty page lacks)."""
+    for source in sources:
+        _parameter_names(source)
+    import nbformat
+
+    with _EXPORTER_LOCK:
+        _report_exporter().from_notebook_node(
+            nbformat.v4.new_notebook(), resources={"audit": {"sections": [], "plotly_js": "", "run": _EMPTY_RUN,
+                                                             "errors": []}})
+    import plotly.offline  # noqa: F401 - render_html's plotly.js
+    import audit.ledger.chain  # noqa: F401 - the index's, after the run lands
+    import audit.report.index  # noqa: F401
+    import audit.report.trend  # noqa: F401
+    from audit.report import charts
+
+    # plotly's validators, the report's template and the trace the index draws, built on first use (~0.3 s)
+    charts._figure().add_scatter(x=[1], y=[1]).to_html(include_plotlyjs=False)
 
 
 def ledger_parameter(ledger) -> str:
