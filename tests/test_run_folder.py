@@ -187,6 +187,76 @@ def test_a_write_that_fails_leaves_the_earlier_run_untouched(earlier_run, export
     assert not ledger.exists()
 
 
+def test_the_workbook_is_written_beside_the_report_and_waited_for(earlier_run, export, tmp_path):
+    """With a report (`after`), violations.xlsx is written and DuckDB closed on a thread while the report runs:
+    the report finds what it reads already there, and the run lands with the whole workbook."""
+    from audit.evaluate.engine import check
+
+    seen = {}
+
+    def after(result, folder):
+        seen["inputs"] = sorted(p.name for p in folder.iterdir() if p.name in (
+            "findings.json", "run.duckdb", "violations.parquet", "pack"))
+        return []
+
+    out = tmp_path / "r"
+    result = check(export, out, as_of=AS_OF, after=after)
+    assert seen["inputs"] == ["findings.json", "pack", "run.duckdb", "violations.parquet"]
+    assert result.con is None
+    import openpyxl
+
+    book = openpyxl.load_workbook(out / "violations.xlsx", read_only=True)
+    try:
+        rows = sum(1 for _ in book["violations"].iter_rows()) - 1
+    finally:
+        book.close()
+    assert rows == sum(c["violations"] for c in findings(out)["controls"])
+
+
+def test_a_workbook_that_fails_beside_the_report_lands_nothing(earlier_run, export, tmp_path, monkeypatch):
+    """violations.xlsx failing on its thread (a disk full, here raised where the workbook is written) fails the
+    run as it did before the report: nothing lands, the earlier run stays, no temporary folder is left."""
+    import errno
+
+    from audit.errors import OutputError
+    from audit.evaluate.engine import check
+    from audit.outputs import findings as writers
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "violations.xlsx")
+
+    monkeypatch.setattr(writers, "write_xlsx", full)
+    out = tmp_path / "runs" / "r"
+    shutil.copytree(earlier_run, out)
+    before = snapshot(out)
+    reported = []
+    with pytest.raises(OutputError, match=r"nothing was replaced \(No space left on device: violations.xlsx\)"):
+        check(export, out, as_of=AS_OF, after=lambda result, folder: reported.append(folder) or [])
+    assert reported  # the report ran: the failure came after it
+    assert snapshot(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r"]
+
+
+def test_an_interrupted_report_stops_the_workbook_and_removes_the_run(earlier_run, export, tmp_path):
+    """Ctrl-C during the report: the workbook's thread stops (between batches), DuckDB is closed, the run
+    folder is removed, the earlier run stays."""
+    import threading
+
+    from audit.evaluate.engine import check
+
+    def after(result, folder):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "runs" / "r"
+    shutil.copytree(earlier_run, out)
+    before = snapshot(out)
+    with pytest.raises(KeyboardInterrupt):
+        check(export, out, as_of=AS_OF, after=after)
+    assert not [t for t in threading.enumerate() if t.name == "audit-finishing"]
+    assert snapshot(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r"]
+
+
 # --------------------------------------------------------------------------- the ledger under concurrency
 
 

@@ -159,9 +159,17 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
         try:
             if evaluated:
                 evaluated()
-            write_outputs(result, work)
-            if after:
-                result.after_errors = list(after(result, work))
+            # With a report to make, violations.xlsx is written and DuckDB closed beside it (the report reads
+            # what is written before): waited for before the run lands.
+            finishing = write_outputs(result, work, beside=after is not None)
+            try:
+                if after:
+                    result.after_errors = list(after(result, work))
+            except BaseException:
+                finishing.cancel()
+                finishing.wait(quiet=True)
+                raise
+            finishing.wait()
             interrupts.check(since)  # an interrupt something swallowed on the way (a query's error) still stops it
             with run_folder.locked(out):
                 run_folder.swap_into_place(work, out, result.run["run_id"])

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
 
 from audit import mask
+from audit.errors import OutputError
 from audit.read.export import sql_str
 
 CSV_COLUMNS = ("control_id", "table_name", "record_id", "severity", "detail")  # first, as they always were
@@ -77,8 +79,16 @@ def masked_sql(column: str, ids=ID_COLUMNS) -> str:
     return col
 
 
-def write_outputs(result, folder: Path) -> None:
-    """Write every machine-readable file of a run into `folder`, then release DuckDB."""
+def write_outputs(result, folder: Path, beside: bool = False) -> "Finishing":
+    """Write every machine-readable file of a run into `folder`, then release DuckDB.
+
+    What the report reads (violations.parquet, run.duckdb, the pack's copy,
+    findings.json) is written first, violations.xlsx last, and then DuckDB is
+    closed. With `beside` (`audit run`), that last part runs on a thread while
+    the caller goes on (the report's notebooks read only what was written
+    before): the returned `Finishing` is waited for before the run lands, and
+    re-raises what failed there. Without, it is done when this returns.
+    """
     con = result.con
     try:
         sql_functions(con)
@@ -100,12 +110,63 @@ def write_outputs(result, folder: Path) -> None:
         if result.pack is not None:
             copy_pack(result.pack, folder)  # the pack as checked: the run reopens after the pack is edited
         doc = {"run": result.run, "controls": [r.as_dict() for r in result.controls]}
-        with open(folder / XLSX_FILE, "wb") as fh:
-            write_xlsx(con, "audit.masked_violations", doc, fh)
         (folder / "findings.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    finally:
+    except BaseException:
         con.close()
         result.con = None
+        raise
+    finishing = Finishing(result, folder, doc)
+    if beside:
+        finishing.start()
+    else:
+        finishing.run()
+        finishing.wait()
+    return finishing
+
+
+class Finishing:
+    """The end of `write_outputs`: violations.xlsx, then DuckDB closed (`result.con` None), on a thread or not.
+
+    `wait()` re-raises what failed (a disk full: the run lands nothing);
+    `cancel()` stops the workbook between two batches of rows, for a run that
+    fails or is interrupted meanwhile, whose folder is removed once this is done.
+    """
+
+    def __init__(self, result, folder: Path, doc: dict):
+        self.result, self.folder, self.doc = result, Path(folder), doc
+        self.stop = threading.Event()
+        self.failed: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="audit-finishing", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        con = self.result.con
+        try:
+            with open(self.folder / XLSX_FILE, "wb") as fh:
+                write_xlsx(con, "audit.masked_violations", self.doc, fh, stop=self.stop)
+        except BaseException as exc:  # noqa: BLE001 - raised by wait(), in the caller's thread
+            self.failed = exc
+        finally:
+            con.close()
+            self.result.con = None
+
+    def cancel(self) -> None:
+        self.stop.set()
+
+    def wait(self, quiet: bool = False) -> None:
+        """Wait until done; raise what failed, unless `quiet` (the run failed already: its own error stands)."""
+        if self.thread is not None:
+            try:
+                self.thread.join()
+            except BaseException:  # interrupted while waiting: stop the workbook, the folder is removed after
+                self.cancel()
+                self.thread.join()
+                raise
+        if self.failed is not None and not quiet:
+            raise self.failed
 
 
 def csv_columns(columns) -> list[str]:
@@ -152,7 +213,7 @@ def xlsx_cell_sql(expr: str) -> str:
 
 
 def write_xlsx(con: duckdb.DuckDBPyConnection, source: str, doc: dict, fh: BinaryIO,
-               limit: int = XLSX_ROWS) -> int:
+               limit: int = XLSX_ROWS, stop=None) -> int:
     """Write violations.xlsx of the (masked) violation rows in `source` into `fh`; return the rows written.
 
     One sheet `violations` with every column, a frozen header and a filter (an
@@ -161,7 +222,8 @@ def write_xlsx(con: duckdb.DuckDBPyConnection, source: str, doc: dict, fh: Binar
     of its rows the workbook holds) and `about` (the run, what each column
     means, and the row limit when it was reached: `limit`, by default Excel's
     own). Rows stream from DuckDB in batches into openpyxl's write-only
-    workbook: memory stays flat.
+    workbook: memory stays flat. `stop` (a threading.Event), once set, ends it
+    between two batches with OutputError.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -192,6 +254,8 @@ def write_xlsx(con: duckdb.DuckDBPyConnection, source: str, doc: dict, fh: Binar
     select = ", ".join(_cell(c, types[c], xlsx_cell_sql) for c in columns)
     cur = con.execute(f"SELECT {select} FROM {source} ORDER BY control_id, table_name, record_id LIMIT {int(limit)}")
     while True:
+        if stop is not None and stop.is_set():
+            raise OutputError(f"{XLSX_FILE}: stopped, the run did not finish")
         rows = cur.fetchmany(XLSX_BATCH)
         if not rows:
             break
