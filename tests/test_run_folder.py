@@ -237,6 +237,24 @@ def test_a_workbook_that_fails_beside_the_report_lands_nothing(earlier_run, expo
     assert sorted(p.name for p in out.parent.iterdir()) == ["r"]
 
 
+def test_a_stopped_workbook_ends_at_its_next_batch_and_says_so():
+    """`write_xlsx(stop=...)`: once the event is set, no further batch of rows is written (OutputError)."""
+    import io
+    import threading
+
+    from audit.errors import OutputError
+    from audit.outputs.findings import write_xlsx
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v AS SELECT 'C' AS control_id, 't' AS table_name, i::VARCHAR AS record_id "
+                "FROM range(5) t(i)")
+    stop = threading.Event()
+    assert write_xlsx(con, "v", {"controls": [], "run": {}}, io.BytesIO(), stop=stop) == 5
+    stop.set()
+    with pytest.raises(OutputError, match="violations.xlsx: stopped"):
+        write_xlsx(con, "v", {"controls": [], "run": {}}, io.BytesIO(), stop=stop)
+
+
 def test_an_interrupted_report_stops_the_workbook_and_removes_the_run(earlier_run, export, tmp_path):
     """Ctrl-C during the report: the workbook's thread stops (between batches), DuckDB is closed, the run
     folder is removed, the earlier run stays."""

@@ -255,6 +255,7 @@ def write_xlsx(con: duckdb.DuckDBPyConnection, source: str, doc: dict, fh: Binar
     cur = con.execute(f"SELECT {select} FROM {source} ORDER BY control_id, table_name, record_id LIMIT {int(limit)}")
     while True:
         if stop is not None and stop.is_set():
+            ws.close()  # its row writer closed now, not when collected (it would write into a closed file)
             raise OutputError(f"{XLSX_FILE}: stopped, the run did not finish")
         rows = cur.fetchmany(XLSX_BATCH)
         if not rows:
