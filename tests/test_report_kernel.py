@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -207,6 +208,23 @@ def test_the_warm_up_after_the_evaluation_does_all_it_says():
     render.warm_up(render.report_notebooks())
     assert render._report_exporter.cache_info().currsize == 1
     assert {"audit.report.index", "plotly.offline", "plotly.graph_objs._scatter"} <= set(sys.modules)
+
+
+def test_the_kernels_warm_up_leaves_no_duckdb_open_for_the_fork_server():
+    """The fork server forks after the warm-up: a DuckDB left open there (the pack loader's regex checker) would
+    keep worker threads a fork does not copy. The warm-up ends with the threads a closed connection leaves."""
+    code = ("import os, sys, duckdb\n"
+            "names = lambda: sorted(open(f'/proc/self/task/{t}/comm').read() for t in os.listdir('/proc/self/task'))\n"
+            "import pandas, itables.javascript, plotly.graph_objects\n"
+            "con = duckdb.connect()\n"
+            "con.execute('SELECT 1').fetchall()\n"
+            "con.close()\n"
+            "before = names()\n"
+            "from audit.report import render\n"
+            "exec(render._WARM_UP, {})\n"
+            "assert names() == before, (before, names())\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 @pytest.mark.slow

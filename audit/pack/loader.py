@@ -317,6 +317,14 @@ def _re2() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
+def close_connections() -> None:
+    """Close this process's regex-check DuckDB, if open (made again when next needed): a process that will
+    fork (the report kernels' server) must hold no DuckDB, whose worker threads a fork would not copy."""
+    if _re2.cache_info().currsize:
+        _re2().close()
+        _re2.cache_clear()
+
+
 def _load_clauses(path: Path, control_ids: set[str]) -> list[Clause]:
     label = path.as_posix()
     data, lines = load_yaml(path)

@@ -323,9 +323,11 @@ _WARM_UP = ("import pandas, duckdb, itables.javascript, plotly.graph_objects as 
             "from audit.report import charts, html, open_run, load_trend\n"
             "charts._figure().add_bar(x=[1], y=[1]).to_html(include_plotlyjs=False)\n"
             "html.interactive_tables()\n"
-            # The bundled pack loaded (once: a forked kernel has it) and a first DuckDB connection: the run's own pack
-            # (its copy in the run folder) and run.duckdb then open in ~0.12 s, not ~0.19 s, in a first notebook.
-            "__import__('audit.pack.loader', fromlist=['load_pack_cached']).load_pack_cached()\n"
+            # The bundled pack loaded (once: a forked kernel has it) and a first DuckDB connection: the run's own
+            # pack (its copy in the run folder) and run.duckdb then open in ~0.12 s, not ~0.19 s, in a first
+            # notebook. No DuckDB stays open (the pack loader's closed): the fork server forks after this.
+            "(lambda L: (L.load_pack_cached(), L.close_connections()))(__import__('audit.pack.loader', "
+            "fromlist=['load_pack_cached']))\n"
             "duckdb.connect().close()")
 
 
