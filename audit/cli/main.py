@@ -46,6 +46,8 @@ class AuditGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AuditError as exc:
+            if interrupts.count():  # what an interrupt broke on its way out (a query it stopped)
+                raise click.exceptions.Abort() from None
             fail(str(exc))
 
     def main(self, *args, **kwargs):
@@ -60,6 +62,9 @@ class AuditGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except Exception as exc:  # a bug of ours: still one line, and the traceback on demand
+            if interrupts.count():  # an interrupt that arrived mid-query ends as DuckDB's RuntimeError
+                say("audit: error: interrupted")
+                sys.exit(EXIT_ERROR)
             if os.environ.get("AUDIT_DEBUG"):
                 raise
             text = " ".join(str(exc).split()) or "no message"
