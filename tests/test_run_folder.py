@@ -12,6 +12,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -369,6 +370,62 @@ def test_what_an_interrupt_breaks_on_its_way_out_is_reported_as_the_interrupt(br
     assert ended.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "audit: error: interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_seen_before_a_command_is_not_that_commands(export, tmp_path, monkeypatch, capsys):
+    """The interrupts a process counted before a command (a library caller running several) do not make
+    that command's own error read "interrupted"."""
+    from audit import interrupts
+    from audit.cli.main import cli
+
+    monkeypatch.setattr(interrupts, "_count", interrupts.count() + 3)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["check", "--exports", str(tmp_path / "absent"), "--as-of", AS_OF, "--out", str(tmp_path / "r"),
+                  "--ledger", "-"], prog_name="audit")
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("export folder not found")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_run_folder_is_made_leaves_no_folder(signum, tmp_path, monkeypatch):
+    """SIGINT or SIGTERM sent to the process while make_work creates its folder, delivered (as the kernel
+    may) to a thread other than the main one: the handler runs once the folder is known, which is removed.
+    Blocking the signals in the main thread (pthread_sigmask) let the handler run inside mkdtemp, after its
+    mkdir, and the folder stayed (fails with that)."""
+    from audit import interrupts
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(interrupts, "_count", interrupts.count())
+    for s in before:
+        signal.signal(s, interrupts.handler)
+    real_mkdir = os.mkdir
+    go, sent = threading.Event(), threading.Event()
+
+    def send() -> None:  # a thread started before the folder is made, as DuckDB's workers are
+        if go.wait(60):
+            os.kill(os.getpid(), signum)
+        sent.set()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+
+    def mkdir(path, *args, **kw):
+        real_mkdir(path, *args, **kw)
+        if ".r.tmp-" in str(path):
+            go.set()
+            sent.wait(60)
+
+    try:
+        monkeypatch.setattr(os, "mkdir", mkdir)
+        with pytest.raises(KeyboardInterrupt):
+            run_folder.make_work(tmp_path / "r")
+    finally:
+        go.set()
+        sender.join()
+        monkeypatch.setattr(os, "mkdir", real_mkdir)
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _dead_process() -> dict:

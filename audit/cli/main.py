@@ -46,11 +46,14 @@ class AuditGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AuditError as exc:
-            if interrupts.count():  # what an interrupt broke on its way out (a query it stopped)
+            if interrupts.count() > self.interrupts_before:  # what an interrupt broke on its way out
                 raise click.exceptions.Abort() from None
             fail(str(exc))
 
+    interrupts_before = 0  # interrupts seen before this command started (a library caller may run several)
+
     def main(self, *args, **kwargs):
+        self.interrupts_before = interrupts.count()
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
@@ -62,7 +65,7 @@ class AuditGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except Exception as exc:  # a bug of ours: still one line, and the traceback on demand
-            if interrupts.count():  # an interrupt that arrived mid-query ends as DuckDB's RuntimeError
+            if interrupts.count() > self.interrupts_before:  # one that arrived mid-query: DuckDB's RuntimeError
                 say("audit: error: interrupted")
                 sys.exit(EXIT_ERROR)
             if os.environ.get("AUDIT_DEBUG"):

@@ -219,15 +219,31 @@ def check_spill(spill: Path, out: Path, export: Path) -> None:
 
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (main thread only): Ctrl-C then lands after the block, never inside it."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT and SIGTERM (main thread only): Ctrl-C then lands after the block, never inside it.
+
+    The handlers are what is held, not the signals: a signal the kernel sends to the process goes to any
+    thread that does not block it (a DuckDB worker, the pack loader's), and Python then runs its handler
+    in the main thread wherever that is, so blocking them in the main thread (pthread_sigmask) did not hold
+    them (a run interrupted as its folder was made left it behind, seen once in CI). Here a signal that
+    arrives in the block is noted, and its own handler runs when the block ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    arrived: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    handlers = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum)) for signum in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        if arrived:
+            handler = handlers[arrived[0]]
+            if callable(handler):
+                handler(arrived[0], None)  # ours raises KeyboardInterrupt (Python's own for SIGINT too)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(arrived[0])  # what it would have done: end the process
 
 
 def make_work(out: Path) -> Path:
