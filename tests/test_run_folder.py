@@ -386,20 +386,23 @@ def test_an_interrupt_seen_before_a_command_is_not_that_commands(export, tmp_pat
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("export folder not found")
 
 
+@pytest.mark.parametrize("where", ["run folder", "spill folder"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_while_the_run_folder_is_made_leaves_no_folder(signum, tmp_path, monkeypatch):
-    """SIGINT or SIGTERM sent to the process while make_work creates its folder, delivered (as the kernel
-    may) to a thread other than the main one: the handler runs once the folder is known, which is removed.
-    Blocking the signals in the main thread (pthread_sigmask) let the handler run inside mkdtemp, after its
-    mkdir, and the folder stayed (fails with that)."""
+def test_a_signal_while_a_folder_is_made_leaves_no_folder(signum, where, export, tmp_path, monkeypatch):
+    """SIGINT or SIGTERM sent to the process while the run's folder (or its folder under --spill-dir) is
+    made, delivered (as the kernel may) to a thread other than the main one: the handler runs once the
+    folder is known, and the folder is removed. Blocking the signals in the main thread (pthread_sigmask)
+    let the handler run inside mkdtemp, after its mkdir, and the folder stayed (fails with that)."""
     from audit import interrupts
+    from audit.evaluate import engine
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    monkeypatch.setattr(interrupts, "_count", interrupts.count())
+    monkeypatch.setattr(interrupts, "_count", 0)
     for s in before:
         signal.signal(s, interrupts.handler)
     real_mkdir = os.mkdir
     go, sent = threading.Event(), threading.Event()
+    marker = ".r.tmp-" if where == "run folder" else ".audit-spill-"
 
     def send() -> None:  # a thread started before the folder is made, as DuckDB's workers are
         if go.wait(60):
@@ -411,21 +414,29 @@ def test_a_signal_while_the_run_folder_is_made_leaves_no_folder(signum, tmp_path
 
     def mkdir(path, *args, **kw):
         real_mkdir(path, *args, **kw)
-        if ".r.tmp-" in str(path):
+        if marker in str(path):
             go.set()
             sent.wait(60)
 
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    runs = tmp_path / "runs"
     try:
         monkeypatch.setattr(os, "mkdir", mkdir)
         with pytest.raises(KeyboardInterrupt):
-            run_folder.make_work(tmp_path / "r")
+            if where == "run folder":
+                run_folder.make_work(runs / "r")
+            else:
+                engine.check(export, runs / "r", as_of=AS_OF, spill_dir=spill)
     finally:
         go.set()
         sender.join()
         monkeypatch.setattr(os, "mkdir", real_mkdir)
         for s, handler in before.items():
             signal.signal(s, handler)
-    assert list(tmp_path.iterdir()) == []
+    assert sent.is_set() and interrupts.count() == 1
+    assert list(spill.iterdir()) == []
+    assert [p.name for p in runs.iterdir()] == []
 
 
 def _dead_process() -> dict:

@@ -143,7 +143,9 @@ def check(exports: str | Path, out: str | Path, as_of: str | None = None, policy
     work = spill = None
     try:
         work = run_folder.make_work(out)
-        spill = Path(tempfile.mkdtemp(prefix=".audit-spill-", dir=spill_dir)) if spill_dir is not None else None
+        if spill_dir is not None:
+            with run_folder.signals_held():  # a folder made in the user's --spill-dir is known before Ctrl-C lands
+                spill = Path(tempfile.mkdtemp(prefix=".audit-spill-", dir=spill_dir))
         result = _evaluate(root, t, pack, catalogue, work, memory_limit, mapped, engine, spark_master, spark_conf,
                            spill)
         if waivers:

@@ -218,7 +218,7 @@ def check_spill(spill: Path, out: Path, export: Path) -> None:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM (main thread only): Ctrl-C then lands after the block, never inside it.
 
     The handlers are what is held, not the signals: a signal the kernel sends to the process goes to any
@@ -256,7 +256,7 @@ def make_work(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     work = None
     try:
-        with _signals_held():
+        with signals_held():
             work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
             work.chmod(0o755)
             write_marker(work, **_own_process())
