@@ -77,7 +77,12 @@ def count() -> int:
     return _count
 
 
+def seen_since(since: int) -> bool:
+    """Whether an interrupt arrived after `count()` was `since`, even one something swallowed."""
+    return _count > since
+
+
 def check(since: int) -> None:
-    """Raise KeyboardInterrupt if an interrupt arrived after `count()` was `since`, even one something swallowed."""
-    if _count > since:
+    """Raise KeyboardInterrupt if an interrupt arrived after `count()` was `since` (`seen_since`)."""
+    if seen_since(since):
         raise KeyboardInterrupt

@@ -46,7 +46,7 @@ class AuditGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AuditError as exc:
-            if interrupts.count() > self.interrupts_before:  # what an interrupt broke on its way out
+            if interrupts.seen_since(self.interrupts_before):  # what an interrupt broke on its way out
                 raise click.exceptions.Abort() from None
             fail(str(exc))
 
@@ -65,7 +65,7 @@ class AuditGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except Exception as exc:  # a bug of ours: still one line, and the traceback on demand
-            if interrupts.count() > self.interrupts_before:  # one that arrived mid-query: DuckDB's RuntimeError
+            if interrupts.seen_since(self.interrupts_before):  # one mid-query ends as DuckDB's RuntimeError
                 say("audit: error: interrupted")
                 sys.exit(EXIT_ERROR)
             if os.environ.get("AUDIT_DEBUG"):
